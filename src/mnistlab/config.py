@@ -1,0 +1,71 @@
+"""Checks on a composed config, run before anything trains or writes a file.
+
+Torch and Lightning would reject most of these values too, but only after the run folder, the
+loggers and the data download have started, and with messages that do not name the config key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+MNIST_TRAIN_IMAGES = 60000
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key, the value and the fix."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    ok: Callable[[Any], bool]
+    requirement: str
+    example: str
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+RULES = (
+    Rule("optimizer.lr", lambda v: _is_number(v) and v > 0, "a number > 0", "optimizer.lr=0.001"),
+    Rule("data.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1",
+         "data.batch_size=64"),
+    Rule("data.eval_batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1",
+         "data.eval_batch_size=1000"),
+    Rule("trainer.max_epochs", lambda v: _is_int(v) and v >= 1, "an integer >= 1",
+         "trainer.max_epochs=5"),
+    Rule("model.dropout", lambda v: _is_number(v) and 0 <= v < 1, "a probability in [0, 1)",
+         "model.dropout=0.3"),
+    Rule("data.val_size", lambda v: _is_int(v) and 0 < v < MNIST_TRAIN_IMAGES,
+         f"an integer in (0, {MNIST_TRAIN_IMAGES})", "data.val_size=5000"),
+)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that cannot work; absent keys are not checked."""
+    for rule in RULES:
+        value = OmegaConf.select(cfg, rule.key, default=None)
+        if value is not None and not rule.ok(value):
+            raise ConfigError(f"{rule.key}={value!r} is invalid: it must be {rule.requirement}. "
+                              f"Fix: override it, e.g. `python train.py {rule.example}`.")
+
+
+class CheckConfigOnRunStart(Callback):
+    """Runs ``check_config`` before Hydra creates the run folder of a single run.
+
+    In a sweep each job's values are known only when it starts, so the task function checks
+    them again; a bad job then stops before its own training, and earlier jobs keep their results.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_config(config)

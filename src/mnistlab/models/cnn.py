@@ -1,0 +1,55 @@
+"""The two convolutional networks of tutorial 003.
+
+Each takes a (N, 1, 28, 28) batch and returns (N, 10) scores. Layer names follow the tutorial.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from mnistlab.models.base import MNISTClassifier
+
+
+def conv_block(n_in: int, n_out: int, pool_padding: int = 0) -> nn.Sequential:
+    """Conv(3x3, padding 1) -> ReLU -> MaxPool(2): keeps the size, then halves it."""
+    return nn.Sequential(
+        nn.Conv2d(n_in, n_out, kernel_size=3, stride=1, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2, padding=pool_padding),
+    )
+
+
+class CNN(MNISTClassifier):
+    """Tutorial 003, first network: two conv blocks (32, 64 channels) and Linear(3136 -> 10)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.layer1 = conv_block(1, 32)  # 28x28 -> 14x14
+        self.layer2 = conv_block(32, 64)  # 14x14 -> 7x7
+        self.fc = nn.Linear(7 * 7 * 64, 10)
+        self.init_weights()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.layer2(self.layer1(x)).flatten(1))
+
+
+class CNNDeep(MNISTClassifier):
+    """Tutorial 003, deeper network: three conv blocks, then 2048 -> 625 -> Dropout -> 10.
+
+    The third pool pads by one so 7x7 becomes 4x4, as in the tutorial.
+    """
+
+    def __init__(self, hidden: int = 625, dropout: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.layer1 = conv_block(1, 32)  # 28x28 -> 14x14
+        self.layer2 = conv_block(32, 64)  # 14x14 -> 7x7
+        self.layer3 = conv_block(64, 128, pool_padding=1)  # 7x7 -> 4x4
+        self.layer4 = nn.Sequential(nn.Linear(4 * 4 * 128, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.fc2 = nn.Linear(hidden, 10)
+        self.init_weights()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc2(self.layer4(out.flatten(1)))

@@ -1,0 +1,84 @@
+"""One training run from a composed config: fit, test the best checkpoint, report."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from mnistlab.config import check_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a run produced: every logged metric, the best checkpoint and the TensorBoard logs."""
+
+    metrics: dict[str, float]
+    best_checkpoint: str | None
+    tensorboard_dirs: list[str]
+
+    def metric(self, name: str) -> float:
+        """The value a sweep optimises; a missing name is a config mistake, so fail loudly."""
+        if name not in self.metrics:
+            raise KeyError(f"optimized_metric={name!r} was never logged; logged metrics are "
+                           f"{', '.join(sorted(self.metrics))}")
+        return self.metrics[name]
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """Instantiate datamodule, model (with its optimizer and init) and trainer from ``cfg``."""
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
+                        weight_init=instantiate(cfg.init))
+    callbacks: list[Callback] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers: list[Logger] = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return datamodule, model, trainer
+
+
+def train(cfg: DictConfig) -> RunResult:
+    """Seed, build, fit, then test with the best checkpoint (or the last weights if none)."""
+    check_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, model, trainer = build(cfg)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    # Checkpoints hold the optimizer factory and init scheme, so they are full pickles, not
+    # weights only; they are this project's own files.
+    trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
+                weights_only=False)
+    fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+    best = _best_checkpoint(trainer)
+    if best is None:
+        log.warning("no checkpoint was saved (fast_dev_run or no ModelCheckpoint); testing the "
+                    "weights from the end of training")
+    trainer.test(model=model, datamodule=datamodule, ckpt_path=best, weights_only=False)
+    metrics = fit_metrics | {k: float(v) for k, v in trainer.callback_metrics.items()}
+    tensorboard_dirs = [lg.log_dir for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    return RunResult(metrics=metrics, best_checkpoint=best, tensorboard_dirs=tensorboard_dirs)
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    callback = trainer.checkpoint_callback
+    if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+        return callback.best_model_path
+    return None
+
+
+def report(result: RunResult) -> None:
+    """Tell the user the test accuracy, the checkpoint and how to look at the curves."""
+    if "test/acc" in result.metrics:
+        log.info("test accuracy: %.2f%%", 100 * result.metrics["test/acc"])
+    if result.best_checkpoint:
+        log.info("best checkpoint: %s", result.best_checkpoint)
+    for log_dir in result.tensorboard_dirs:
+        log.info("view the curves: tensorboard --logdir %s", log_dir)
