@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import lightning as L
@@ -81,4 +82,4 @@ def report(result: RunResult) -> None:
     if result.best_checkpoint:
         log.info("best checkpoint: %s", result.best_checkpoint)
     for log_dir in result.tensorboard_dirs:
-        log.info("view the curves: tensorboard --logdir %s", log_dir)
+        log.info("view the curves: tensorboard --logdir %s", os.path.normpath(log_dir))

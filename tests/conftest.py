@@ -1,0 +1,57 @@
+"""Shared fixtures: the real MNIST files, and the project config composed for a test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+from mnistlab.data.files import MNIST_FILES, find_problems
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder holding MNIST/raw/ with the four official files, md5-checked once."""
+    path = Path(os.environ.get("MNISTLAB_DATA_DIR", SHARED_DATA)).resolve()
+    problems = find_problems(MNIST_FILES.raw_dir(path), MNIST_FILES)
+    if problems:
+        pytest.fail(f"the tests need the real MNIST files in {path}/MNIST/raw/ "
+                    f"(set MNISTLAB_DATA_DIR): {problems}")
+    return path
+
+
+def compose_config(overrides: list[str] | None = None) -> DictConfig:
+    """Compose conf/train.yaml with ``overrides`` as the command line would."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides or [])
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path, data_dir: Path) -> Iterator:
+    """Build a config that trains a few real batches on the CPU and writes under tmp_path."""
+
+    small_run = ["trainer=cpu", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
+                 "++trainer.limit_train_batches=4", "++trainer.limit_val_batches=2",
+                 "++trainer.limit_test_batches=2", "++trainer.enable_progress_bar=false",
+                 "callbacks.model_summary.max_depth=0"]
+
+    def make(*overrides: str) -> DictConfig:
+        """Later overrides win, so a test can ask for more batches with ``++trainer.<key>=``."""
+        cfg = compose_config([*small_run, *overrides])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path)
+            cfg.paths.data_dir = str(data_dir)
+        return cfg
+
+    yield make
+    GlobalHydra.instance().clear()

@@ -1,0 +1,158 @@
+"""The tutorial networks: shapes, parameter counts, initialisation, modes and learning."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from mnistlab.data import MNISTDataModule
+from mnistlab.models import CNN, CNNDeep, MNISTClassifier, WeightInit
+from tests.conftest import compose_config
+
+# Parameter counts of the tutorials' networks, worked out from their layer shapes.
+PARAMETERS = {
+    "mlp_sigmoid": 784 * 20 + 20 + 20 * 10 + 10,  # 15,910 as tutorial 002's summary prints
+    "mlp_bn": (784 * 32 + 32) + 2 * 32 + (32 * 32 + 32) + 2 * 32 + (32 * 10 + 10),
+    "mlp_dropout": (784 * 512 + 512) + 3 * (512 * 512 + 512) + (512 * 10 + 10),
+    "mlp_bn_dropout": (784 * 512 + 512) + 2 * 512 + (512 * 256 + 256) + 2 * 256 + 2570,
+    "cnn": (9 * 32 + 32) + (9 * 32 * 64 + 64) + (3136 * 10 + 10),
+    "cnn_deep": (9 * 32 + 32) + (9 * 32 * 64 + 64) + (9 * 64 * 128 + 128)
+    + (2048 * 625 + 625) + (625 * 10 + 10),
+}
+ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
+
+
+def build(name: str, *overrides: str) -> MNISTClassifier:
+    cfg = compose_config([f"model={name}", *overrides])
+    return instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
+                       weight_init=instantiate(cfg.init))
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_output_shape_and_parameter_count(name: str) -> None:
+    model = build(name)
+    assert model(torch.rand(7, 1, 28, 28)).shape == (7, 10)
+    assert sum(p.numel() for p in model.parameters()) == PARAMETERS[name]
+
+
+def test_sigmoid_net_matches_tutorial_002() -> None:
+    assert PARAMETERS["mlp_sigmoid"] == 15910
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_every_network_applies_the_configured_init(name: str) -> None:
+    model = build(name, "init=xavier_uniform")
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    assert layers
+    for layer in layers:
+        fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+        assert layer.weight.abs().max() <= math.sqrt(6 / (fan_in + fan_out))
+        assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_default_init_keeps_pytorch_biases_and_layers_option_limits_the_scheme() -> None:
+    assert torch.count_nonzero(CNN(weight_init=WeightInit("default")).fc.bias) > 0
+    model = CNN(weight_init=WeightInit("xavier_uniform", layers=["linear"]))
+    assert torch.count_nonzero(model.fc.bias) == 0
+    assert torch.count_nonzero(model.layer1[0].bias) > 0
+
+
+def test_lecun_normal_has_unit_fan_in_variance() -> None:
+    layer = nn.Linear(2000, 500)
+    WeightInit("lecun_normal")(layer)
+    assert layer.weight.std().item() == pytest.approx(1 / math.sqrt(2000), rel=0.02)
+
+
+def test_unknown_init_scheme_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="init.scheme='glorot'.*xavier_uniform"):
+        WeightInit("glorot")
+
+
+def test_eval_mode_turns_off_dropout_and_freezes_batchnorm() -> None:
+    model = build("mlp_bn_dropout")
+    x = torch.rand(64, 1, 28, 28)
+    bn = model.hidden_layers[1]
+    model.train()
+    assert not torch.equal(model(x), model(x))  # dropout masks differ
+    stats = bn.running_mean.clone()
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+    assert torch.equal(bn.running_mean, stats)  # eval uses, and does not update, the stats
+    model.train()
+    model(x)
+    assert not torch.equal(bn.running_mean, stats)
+
+
+class ModeRecorder(L.Callback):
+    """Records whether every submodule was in training mode in each stage."""
+
+    def __init__(self) -> None:
+        self.modes: dict[str, set[bool]] = {"train": set(), "val": set()}
+
+    def on_train_batch_start(self, trainer, pl_module, *args) -> None:
+        self.modes["train"] |= {m.training for m in pl_module.modules()}
+
+    def on_validation_batch_start(self, trainer, pl_module, *args) -> None:
+        self.modes["val"] |= {m.training for m in pl_module.modules()}
+
+
+def small_datamodule(data_dir, batch_size: int = 64) -> MNISTDataModule:
+    return MNISTDataModule(data_dir=data_dir, batch_size=batch_size, eval_batch_size=256)
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    return L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, **kwargs)
+
+
+def test_lightning_switches_train_and_eval_modes(data_dir) -> None:
+    recorder = ModeRecorder()
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,
+                            num_sanity_val_steps=0, callbacks=[recorder])
+    trainer.fit(build("cnn_deep"), datamodule=small_datamodule(data_dir))
+    assert recorder.modes == {"train": {True}, "val": {False}}
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_each_network_learns_on_real_mnist(name: str, data_dir) -> None:
+    torch.manual_seed(0)
+    datamodule = small_datamodule(data_dir)
+    datamodule.setup("fit")
+    images, labels = next(iter(datamodule.val_dataloader()))
+    model = build(name, "optimizer=adam")
+
+    def loss() -> float:
+        model.eval()
+        with torch.no_grad():
+            value = nn.functional.cross_entropy(model(images), labels).item()
+        model.train()
+        return value
+
+    before = loss()
+    quiet_trainer(max_steps=30, limit_val_batches=0).fit(model, datamodule=datamodule)
+    after = loss()
+    assert after < 0.9 * before, (before, after)
+
+
+def test_checkpoint_restores_the_same_network(tmp_path) -> None:
+    model = CNNDeep(optimizer=ADAM, weight_init=WeightInit("kaiming_normal"), dropout=0.25)
+    trainer = quiet_trainer(max_epochs=0)
+    trainer.strategy.connect(model)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    restored = CNNDeep.load_from_checkpoint(path, weights_only=False)
+    x = torch.rand(3, 1, 28, 28)
+    assert restored.hparams.dropout == 0.25
+    assert torch.equal(model.eval()(x), restored.eval()(x))
+
+
+def test_model_without_optimizer_says_how_to_give_one() -> None:
+    with pytest.raises(ValueError, match="without an optimizer"):
+        CNN().configure_optimizers()
