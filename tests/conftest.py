@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,11 +46,16 @@ def make_cfg(tmp_path: Path, data_dir: Path) -> Iterator:
                  "++trainer.limit_test_batches=2", "++trainer.enable_progress_bar=false",
                  "callbacks.model_summary.max_depth=0"]
 
+    runs = itertools.count()
+
     def make(*overrides: str) -> DictConfig:
-        """Later overrides win, so a test can ask for more batches with ``++trainer.<key>=``."""
+        """Later overrides win, so a test can ask for more batches with ``++trainer.<key>=``.
+
+        Each config gets its own output folder under tmp_path, as each Hydra run would.
+        """
         cfg = compose_config([*small_run, *overrides])
         with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path)
+            cfg.paths.output_dir = str(tmp_path / f"run{next(runs)}")
             cfg.paths.data_dir = str(data_dir)
         return cfg
 

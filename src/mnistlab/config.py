@@ -6,6 +6,7 @@ loggers and the data download have started, and with messages that do not name t
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,11 +62,24 @@ def check_config(cfg: DictConfig) -> None:
 
 
 class CheckConfigOnRunStart(Callback):
-    """Runs ``check_config`` before Hydra creates the run folder of a single run.
+    """Runs ``check_config`` before Hydra creates any run or sweep folder.
 
-    In a sweep each job's values are known only when it starts, so the task function checks
-    them again; a bad job then stops before its own training, and earlier jobs keep their results.
+    Hydra turns exceptions raised in callbacks into warnings and carries on, so a bad value ends
+    the program here with exit status 2, the usual status for a bad command line. In a sweep only
+    the values shared by all jobs are known at this point; each job's own values are checked
+    again when it starts, before it trains, and earlier jobs keep their results.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_or_exit(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_or_exit(config)
+
+
+def _check_or_exit(config: DictConfig) -> None:
+    try:
         check_config(config)
+    except ConfigError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

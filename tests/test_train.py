@@ -1,0 +1,79 @@
+"""Whole runs: fit, test the best checkpoint, log, reproduce, sweep."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnistlab.models import MLPBatchNorm
+from mnistlab.training import train
+from tests.conftest import ROOT
+
+
+def test_run_tests_the_best_checkpoint_and_logs_to_tensorboard(make_cfg) -> None:
+    cfg = make_cfg("model=mlp_bn", "trainer.max_epochs=2")
+    result = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert set(result.metrics) >= {"train/loss", "train/acc", "val/loss", "val/acc",
+                                   "val/acc_best", "test/loss", "test/acc"}
+    assert 0.1 < result.metrics["test/acc"] <= 1
+    # Accuracy is the share of images right (2 test batches of 1,000 here), not a class mean.
+    assert (result.metrics["test/acc"] * 2000) == pytest.approx(
+        round(result.metrics["test/acc"] * 2000), abs=1e-3)
+    best = Path(result.best_checkpoint)
+    assert best.parent == out / "checkpoints" and best.is_file()
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert result.tensorboard_dirs == [str(out / "tensorboard") + os.sep]
+    checkpoint = torch.load(best, weights_only=False)
+    assert checkpoint["hyper_parameters"]["hidden"] == [32, 32]
+    assert isinstance(MLPBatchNorm.load_from_checkpoint(best, weights_only=False),
+                      MLPBatchNorm)
+    assert result.metric("val/acc_best") == result.metrics["val/acc_best"]
+    with pytest.raises(KeyError, match="optimized_metric='val/f1' was never logged"):
+        result.metric("val/f1")
+
+
+def test_same_seed_gives_identical_metrics(make_cfg) -> None:
+    runs = [train(make_cfg("model=cnn_deep", "seed=3", "logger=csv")).metrics for _ in range(2)]
+    assert runs[0] == runs[1]
+    other = train(make_cfg("model=cnn_deep", "seed=4", "logger=csv")).metrics
+    assert other != runs[0]
+
+
+def test_debug_trainer_runs_without_checkpoints(make_cfg) -> None:
+    result = train(make_cfg("trainer=debug", "model=mlp_sigmoid", "optimizer=sgd"))
+    assert result.best_checkpoint is None
+    assert "test/acc" in result.metrics
+
+
+def run_cli(*args: str, cwd: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=False)
+
+
+def test_command_line_sweep_writes_one_folder_per_job(tmp_path, data_dir) -> None:
+    result = run_cli("-m", "model=mlp_sigmoid,mlp_bn", "trainer=debug", "optimizer=adam,sgd",
+                     cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    [sweep] = (tmp_path / "outputs" / "multirun").glob("*/*")
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0", "1", "2", "3"]
+    assert "model=mlp_bn" in (sweep / "3" / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_bad_value_inside_a_sweep_stops_that_job_before_training(tmp_path, data_dir) -> None:
+    result = run_cli("-m", "trainer=cpu", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+                     "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1",
+                     "model=mlp_sigmoid", "data.batch_size=16,0", cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode != 0
+    assert "data.batch_size=0 is invalid" in result.stderr
+    [sweep] = (tmp_path / "outputs" / "multirun").glob("*/*")
+    assert list((sweep / "0").rglob("events.out.tfevents.*"))  # the good job kept its logs
+    assert not list((sweep / "1").rglob("events.out.tfevents.*"))
