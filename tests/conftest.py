@@ -12,21 +12,21 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from mnistlab.data.files import MNIST_FILES, find_problems
+from mnistlab.data import MNISTDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
-SHARED_DATA = ROOT.parent / "shared" / "datasets"
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The folder holding MNIST/raw/ with the four official files, md5-checked once."""
-    path = Path(os.environ.get("MNISTLAB_DATA_DIR", SHARED_DATA)).resolve()
-    problems = find_problems(MNIST_FILES.raw_dir(path), MNIST_FILES)
-    if problems:
-        pytest.fail(f"the tests need the real MNIST files in {path}/MNIST/raw/ "
-                    f"(set MNISTLAB_DATA_DIR): {problems}")
+    """The folder holding MNIST/raw/ with the four official files, md5-checked once.
+
+    Like train.py it reads MNISTLAB_DATA_DIR (default: data/ in the project), and fetches the
+    files the way train.py would when they are not there yet.
+    """
+    path = Path(os.environ.get("MNISTLAB_DATA_DIR", ROOT / "data")).resolve()
+    MNISTDataModule(data_dir=path).prepare_data()
     return path
 
 

@@ -26,12 +26,12 @@ MODELS, OPTIMIZERS, INITS = choices("model"), choices("optimizer"), choices("ini
 
 
 def test_groups_hold_the_documented_choices() -> None:
-    assert MODELS == sorted(["mlp_sigmoid", "mlp_bn", "mlp_dropout", "mlp_bn_dropout", "cnn",
-                             "cnn_deep"])
-    assert OPTIMIZERS == sorted(["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
-                                 "adam", "adamw", "radam"])
-    assert INITS == sorted(["default", "xavier_uniform", "xavier_normal", "kaiming_uniform",
-                            "kaiming_normal", "lecun_normal"])
+    assert sorted(["mlp_sigmoid", "mlp_bn", "mlp_dropout", "mlp_bn_dropout", "cnn",
+                             "cnn_deep"]) == MODELS
+    assert sorted(["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
+                                 "adam", "adamw", "radam"]) == OPTIMIZERS
+    assert sorted(["default", "xavier_uniform", "xavier_normal", "kaiming_uniform",
+                            "kaiming_normal", "lecun_normal"]) == INITS
     assert choices("trainer") == ["cpu", "ddp", "debug", "default", "gpu"]
 
 

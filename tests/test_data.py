@@ -46,7 +46,7 @@ def test_pixels_are_totensor_values_and_normalised_on_request(datamodule, data_d
     plain.setup()
     image, label = plain.test_set[0]
     assert torch.equal(image, raw[0][0]) and label == raw[0][1]
-    assert image.shape == (1, 28, 28) and 0 <= image.min() and image.max() <= 1
+    assert image.shape == (1, 28, 28) and image.min() >= 0 and image.max() <= 1
     normalised, _ = datamodule.test_set[0]
     assert torch.allclose(normalised, (image - 0.1307) / 0.3081)
 

