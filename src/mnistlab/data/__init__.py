@@ -1,0 +1,6 @@
+"""Datasets: where the files come from, how they are checked, and how batches are served."""
+
+from mnistlab.data.datamodule import MNISTDataModule
+from mnistlab.data.files import DataNotFoundError
+
+__all__ = ["DataNotFoundError", "MNISTDataModule"]
