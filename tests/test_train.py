@@ -77,3 +77,14 @@ def test_bad_value_inside_a_sweep_stops_that_job_before_training(tmp_path, data_
     [sweep] = (tmp_path / "outputs" / "multirun").glob("*/*")
     assert list((sweep / "0").rglob("events.out.tfevents.*"))  # the good job kept its logs
     assert not list((sweep / "1").rglob("events.out.tfevents.*"))
+
+
+def test_resumed_run_keeps_its_best_validation_accuracy(make_cfg) -> None:
+    first_cfg = make_cfg("model=mlp_bn", "logger=csv")
+    first = train(first_cfg)
+    last = Path(first_cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=False)["state_dict"]
+    assert state["val_acc_best.max_value"].item() == pytest.approx(first.metrics["val/acc_best"])
+    resumed = train(make_cfg("model=mlp_bn", "logger=csv", "trainer.max_epochs=2",
+                             f"ckpt_path={last}"))
+    assert resumed.metrics["val/acc_best"] >= first.metrics["val/acc_best"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import pickle
 import struct
 import subprocess
@@ -82,7 +83,7 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     """Write ``array`` as an IDX file of unsigned bytes (the format of the official files)."""
     data = np.ascontiguousarray(array, dtype=np.uint8)
     if data.ndim == 2:  # flat 784-pixel rows become 28x28 images
-        side = int(round(data.shape[1] ** 0.5))
+        side = math.isqrt(data.shape[1])
         data = data.reshape(len(data), side, side)
     header = struct.pack(">HBB", 0, 0x08, data.ndim) + struct.pack(f">{data.ndim}I", *data.shape)
     path.write_bytes(header + data.tobytes())

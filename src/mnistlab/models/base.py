@@ -38,7 +38,9 @@ class MNISTClassifier(L.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        # Saved in checkpoints, so a resumed run remembers the best accuracy before the resume.
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)
 
     def init_weights(self) -> None:
         """Apply the configured initialisation scheme to this network's layers."""
@@ -58,12 +60,6 @@ class MNISTClassifier(L.LightningModule):
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def on_train_start(self) -> None:
-        # The sanity check ran validation before training; its numbers must not count as best.
-        self.val_loss.reset()
-        self.val_acc.reset()
-        self.val_acc_best.reset()
-
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         loss, preds, labels = self._shared_step(batch)
         self.val_loss(loss)
@@ -72,6 +68,8 @@ class MNISTClassifier(L.LightningModule):
         self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
 
     def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:  # a couple of batches before training must not count
+            return
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
 
