@@ -88,3 +88,15 @@ def test_resumed_run_keeps_its_best_validation_accuracy(make_cfg) -> None:
     resumed = train(make_cfg("model=mlp_bn", "logger=csv", "trainer.max_epochs=2",
                              f"ckpt_path={last}"))
     assert resumed.metrics["val/acc_best"] >= first.metrics["val/acc_best"]
+
+
+def test_ddp_on_two_cpu_processes_trains_and_reports_once(tmp_path, data_dir) -> None:
+    result = run_cli("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                     "model=mlp_bn", "trainer.max_epochs=1", "+trainer.limit_train_batches=4",
+                     "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1",
+                     cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("test accuracy:") + result.stdout.count("test accuracy:") == 1
+    [run] = (tmp_path / "outputs" / "runs").glob("*/*")
+    assert (run / "train_ddp_process_1.log").is_file()  # the second rank wrote into the same run
+    assert list((run / "checkpoints").glob("epoch_*.ckpt"))

@@ -11,6 +11,7 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.config import check_config
@@ -79,6 +80,7 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     return None
 
 
+@rank_zero_only  # under DDP every process runs train.py; one report is enough
 def report(result: RunResult) -> None:
     """Tell the user the test accuracy, the checkpoint and how to look at the curves."""
     if "test/acc" in result.metrics:
