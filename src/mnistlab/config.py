@@ -23,6 +23,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Rule:
+    """One checked key: ``ok`` says whether a value works, the other fields word the error."""
+
     key: str
     ok: Callable[[Any], bool]
     requirement: str
