@@ -60,7 +60,6 @@ class MNISTDataModule(L.LightningDataModule):
     sources: tuple[Source, ...] = MNIST_SOURCES
     mean: float = 0.1307
     std: float = 0.3081
-    num_classes: int = 10
 
     def __init__(
         self,
@@ -76,7 +75,6 @@ class MNISTDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.data_dir = data_dir
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -90,12 +88,12 @@ class MNISTDataModule(L.LightningDataModule):
         return transforms.Compose(steps)
 
     def prepare_data(self) -> None:
-        ensure_raw_files(self.data_dir, self.files, self.sources)
+        ensure_raw_files(self.hparams.data_dir, self.files, self.sources)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        raw_dir = self.files.raw_dir(self.data_dir)
+        raw_dir = self.files.raw_dir(self.hparams.data_dir)
         # Sizes only: prepare_data has checked the md5s, and setup runs on every DDP rank.
         missing = find_problems(raw_dir, self.files, check_md5=False)
         if missing:
