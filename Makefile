@@ -8,8 +8,10 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 PYTEST_ARGS ?=
+# make bench BENCH_ARGS="--rounds 5 --setups 000 003"
+BENCH_ARGS ?=
 
-.PHONY: install train test lint clean
+.PHONY: install train test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +27,9 @@ train: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -84,7 +84,8 @@ def test_logger_and_callback_configs_instantiate(logger_choice: str, tmp_path) -
     assert len(loggers) == logger_choice.count(",") + 1
     assert all(str(lg.save_dir).startswith(str(tmp_path)) for lg in loggers)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    assert {type(c).__name__ for c in callbacks} == {"ModelCheckpoint", "ModelSummary"}
+    assert {type(c).__name__ for c in callbacks} == {"ModelCheckpoint", "ModelSummary",
+                                                     "EpochTimer"}
 
 
 def test_unknown_group_choice_lists_the_available_ones() -> None:

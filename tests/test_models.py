@@ -126,6 +126,7 @@ def test_each_network_learns_on_real_mnist(name: str, data_dir) -> None:
     datamodule = small_datamodule(data_dir)
     datamodule.setup("fit")
     images, labels = next(iter(datamodule.val_dataloader()))
+    images = datamodule.batch_transform(images)  # loaders give uint8; the datamodule scales
     model = build(name, "optimizer=adam")
 
     def loss() -> float:
@@ -156,3 +157,16 @@ def test_checkpoint_restores_the_same_network(tmp_path) -> None:
 def test_model_without_optimizer_says_how_to_give_one() -> None:
     with pytest.raises(ValueError, match="without an optimizer"):
         CNN().configure_optimizers()
+
+
+@pytest.mark.parametrize("cls", [CNN, CNNDeep])
+def test_channels_last_changes_the_layout_not_the_result(cls) -> None:
+    torch.manual_seed(0)
+    fast = cls(weight_init=WeightInit("kaiming_normal")).eval()
+    torch.manual_seed(0)
+    plain = cls(weight_init=WeightInit("kaiming_normal"), channels_last=False).eval()
+    assert fast.layer1[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain.layer1[0].weight.is_contiguous()
+    images = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(fast(images), plain(images), atol=1e-5)

@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from mnistlab.callbacks import EpochTimer
 from mnistlab.config import check_config
 
 log = logging.getLogger(__name__)
@@ -22,12 +23,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """What a run produced: every logged metric, the best checkpoint and the TensorBoard logs."""
+    """What a run produced: every logged metric, the best checkpoint and the TensorBoard logs.
+
+    ``epoch_seconds`` holds each training epoch's seconds without validation (empty when the
+    config has no EpochTimer callback).
+    """
 
     metrics: dict[str, float]
     best_checkpoint: str | None
     tensorboard_dirs: list[str]
     seconds: float
+    epoch_seconds: list[float]
 
     def metric(self, name: str) -> float:
         """The value a sweep optimises; a missing name is a config mistake, so fail loudly."""
@@ -70,8 +76,10 @@ def train(cfg: DictConfig) -> RunResult:
     trainer.test(model=model, datamodule=datamodule, ckpt_path=best, weights_only=False)
     metrics = fit_metrics | {k: float(v) for k, v in trainer.callback_metrics.items()}
     tensorboard_dirs = [lg.log_dir for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    timers = [cb for cb in trainer.callbacks if isinstance(cb, EpochTimer)]
     return RunResult(metrics=metrics, best_checkpoint=best, tensorboard_dirs=tensorboard_dirs,
-                     seconds=time.perf_counter() - start)
+                     seconds=time.perf_counter() - start,
+                     epoch_seconds=timers[0].seconds if timers else [])
 
 
 def _optional(cfg: DictConfig, group: str) -> Any:

@@ -32,12 +32,17 @@ class MNISTClassifier(L.LightningModule):
         # load_from_checkpoint rebuilds the same network without the Hydra config.
         self.save_hyperparameters(logger=False)
         self.criterion = nn.CrossEntropyLoss()
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        # Metrics are only updated per step and computed once per epoch: a metric's forward()
+        # or a self.log() on every step costs more than a small MLP's whole step on a CPU.
+        # No per-step input checks either (nan checks and argument validation would each
+        # wait for the device).
+        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable")
+                                                          for _ in range(3))
         # "micro": the share of images classified right, as the tutorials report it
         # (torchmetrics defaults to the per-class mean, "macro").
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.train_acc, self.val_acc, self.test_acc = (
+            MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+            for _ in range(3))
         # Saved in checkpoints, so a resumed run remembers the best accuracy before the resume.
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)
@@ -47,38 +52,48 @@ class MNISTClassifier(L.LightningModule):
         if self.hparams.weight_init is not None:
             self.hparams.weight_init(self)
 
-    def _shared_step(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    def _shared_step(self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric,
+                     accuracy: MulticlassAccuracy) -> Tensor:
         images, labels = batch
         logits = self(images)
-        return self.criterion(logits, labels), logits.argmax(dim=1), labels
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss, preds, labels = self._shared_step(batch)
-        self.train_loss(loss)
-        self.train_acc(preds, labels)
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        loss = self.criterion(logits, labels)
+        loss_metric.update(loss.detach())
+        accuracy.update(logits.detach().argmax(dim=1), labels)
         return loss
 
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss = self._shared_step(batch, self.train_loss, self.train_acc)
+        # Only on the steps the loggers write (every trainer.log_every_n_steps).
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss.detach())
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train", self.train_loss, self.train_acc)
+
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        loss, preds, labels = self._shared_step(batch)
-        self.val_loss(loss)
-        self.val_acc(preds, labels)
-        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+        self._shared_step(batch, self.val_loss, self.val_acc)
 
     def on_validation_epoch_end(self) -> None:
+        accuracy = self._log_epoch("val", self.val_loss, self.val_acc)
         if self.trainer.sanity_checking:  # a couple of batches before training must not count
             return
-        self.val_acc_best(self.val_acc.compute())
+        self.val_acc_best(accuracy)
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        loss, preds, labels = self._shared_step(batch)
-        self.test_loss(loss)
-        self.test_acc(preds, labels)
-        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
-        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+        self._shared_step(batch, self.test_loss, self.test_acc)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test", self.test_loss, self.test_acc)
+
+    def _log_epoch(self, stage: str, loss: MeanMetric, accuracy: MulticlassAccuracy) -> Tensor:
+        """Log the epoch's mean loss and accuracy (synced over processes), then reset both."""
+        values = {f"{stage}/loss": loss.compute(), f"{stage}/acc": accuracy.compute()}
+        self.log_dict(values, prog_bar=stage != "test")
+        loss.reset()
+        accuracy.reset()
+        return values[f"{stage}/acc"]
 
     def configure_optimizers(self) -> Any:
         if self.hparams.optimizer is None:

@@ -1,0 +1,192 @@
+"""``make bench``: epoch times of the tutorials' loops, mnistlab, and the bare compute floor.
+
+For every tutorial setup the same network, batch size, optimizer and learning rate run three
+ways, interleaved (a b c, a b c, ...) so that drift in the machine's speed hits all three alike:
+
+  a. the tutorial's plain PyTorch loop over torchvision's per-image dataset (bench/tutorials.py),
+  b. mnistlab: the tutorial's preset (conf/experiment/) through ``mnistlab.training.train``,
+  c. the floor: forward, backward and optimizer step on batches already in memory.
+
+All three train on the same 55,000 images (mnistlab's training split) on the CPU. The table
+gives median seconds per training epoch, the ratios b/a and b/c, and the test accuracy after
+the benchmarked epochs (a and b, mean over rounds, the same seeds). It is printed and written
+to outputs/bench/results.md and results.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import warnings
+from pathlib import Path
+
+import lightning
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+from torch.utils.data import DataLoader, Subset
+from torchvision import datasets, transforms
+
+from bench.tutorials import TUTORIALS, floor_epoch, test_accuracy, tutorial_epoch
+from mnistlab.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = {
+    "000": "seed000_mlp_bn",
+    "001": "seed001_mlp_dropout",
+    "002": "seed002_mlp_sigmoid",
+    "003": "seed003_cnn",
+    "003_deep": "seed003_cnn_deep",
+    "004": "seed004_mlp_bn_dropout",
+}
+
+
+def preset_config(preset: str, seed: int, epochs: int, output_dir: Path) -> DictConfig:
+    """The preset as ``python train.py experiment=<preset>`` composes it, on the CPU."""
+    overrides = [f"experiment={preset}", "trainer=cpu", f"trainer.max_epochs={epochs}",
+                 f"seed={seed}"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+class Setup:
+    """One tutorial's three contestants, sharing data and settings."""
+
+    def __init__(self, name: str, epochs: int, workdir: Path) -> None:
+        self.name, self.epochs, self.workdir = name, epochs, workdir
+        self.tutorial = TUTORIALS[name]
+        self.cfg = preset_config(PRESETS[name], 0, epochs, workdir)
+        datamodule = instantiate(self.cfg.data)
+        datamodule.prepare_data()
+        datamodule.setup()
+        root = datamodule.files.raw_dir(self.cfg.data.data_dir).parent.parent
+        train_indices = datamodule.train_set.indices
+        self.per_image = Subset(datasets.MNIST(root, train=True, transform=transforms.ToTensor()),
+                                train_indices)
+        full = datasets.MNIST(root, train=True)
+        self.images = full.data[train_indices].unsqueeze(1).float().div_(255)
+        self.labels = full.targets[train_indices]
+        test = datasets.MNIST(root, train=False)
+        self.test_images, self.test_labels = test.data.unsqueeze(1).float().div_(255), test.targets
+        self.times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        self.accuracy: dict[str, list[float]] = {"a": [], "b": []}
+
+    def run_tutorial(self, seed: int) -> None:
+        torch.manual_seed(seed)
+        model = self.tutorial.network()
+        optimizer = self.tutorial.optimizer(model.parameters(), lr=self.tutorial.lr)
+        loader = DataLoader(self.per_image, batch_size=self.cfg.data.batch_size, shuffle=True,
+                            drop_last=self.cfg.data.drop_last)
+        seconds = [tutorial_epoch(self.tutorial, model, optimizer, loader)
+                   for _ in range(self.epochs)]
+        self.times["a"].append(statistics.median(seconds))
+        self.accuracy["a"].append(test_accuracy(model, self.test_images, self.test_labels,
+                                                self.tutorial.flatten))
+
+    def run_mnistlab(self, seed: int, round_: int) -> None:
+        cfg = preset_config(PRESETS[self.name], seed, self.epochs,
+                            self.workdir / f"{self.name}-{round_}")
+        # Progress bar and result tables as a user gets them, but not on the benchmark's screen.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            result = train(cfg)
+        self.times["b"].append(statistics.median(result.epoch_seconds))
+        self.accuracy["b"].append(result.metrics["test/acc"])
+
+    def run_floor(self, seed: int) -> None:
+        torch.manual_seed(seed)
+        model = instantiate(self.cfg.model, weight_init=instantiate(self.cfg.init))
+        optimizer = instantiate(self.cfg.optimizer)(params=model.parameters())
+        seconds = [floor_epoch(model, optimizer, self.images, self.labels,
+                               self.cfg.data.batch_size) for _ in range(self.epochs)]
+        self.times["c"].append(statistics.median(seconds))
+
+    def row(self) -> dict[str, str]:
+        a, b, c = (statistics.median(self.times[k]) for k in "abc")
+        acc_a, acc_b = (100 * statistics.mean(self.accuracy[k]) for k in "ab")
+        return {
+            "tutorial": self.name,
+            "preset": PRESETS[self.name],
+            "batch": str(self.cfg.data.batch_size),
+            "a: tutorial loop (s)": f"{a:.2f}",
+            "b: mnistlab (s)": f"{b:.2f}",
+            "c: floor (s)": f"{c:.2f}",
+            "b/a": f"{b / a:.2f}",
+            "b/c": f"{b / c:.2f}",
+            "test acc a (%)": f"{acc_a:.2f}",
+            "test acc b (%)": f"{acc_b:.2f}",
+        }
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Lightning {lightning.__version__}")
+
+
+def markdown(rows: list[dict[str, str]]) -> str:
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row[key] for key in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setups", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--epochs", type=int, default=1,
+                        help="epochs per timed run; each run's median epoch counts (default 1)")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
+    args = parser.parse_args()
+    if args.rounds < 1 or args.epochs < 1:
+        parser.error(f"--rounds and --epochs must be at least 1, got {args.rounds} and "
+                     f"{args.epochs}")
+
+    with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as workdir:
+        setups = [Setup(name, args.epochs, Path(workdir)) for name in args.setups]
+        for round_ in range(args.rounds):
+            for setup in setups:
+                seed = setup.cfg.seed + round_
+                setup.run_tutorial(seed)
+                setup.run_mnistlab(seed, round_)
+                setup.run_floor(seed)
+                print(f"round {round_ + 1}/{args.rounds} {setup.name}: "
+                      + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in setup.times.items()),
+                      flush=True)
+
+    rows = [setup.row() for setup in setups]
+    command = "make bench" + (f" BENCH_ARGS='--rounds {args.rounds} --epochs {args.epochs}'"
+                              if (args.rounds, args.epochs) != (3, 1) else "")
+    text = (f"Seconds per training epoch (median of {args.rounds} interleaved rounds, "
+            f"{args.epochs} epoch(s) each), 55,000 training images.\n"
+            f"Machine: {machine()}.\nCommand: `{command}`\n\n{markdown(rows)}\n")
+    print("\n" + text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(text)
+    with (args.out / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"written to {args.out / 'results.md'} and results.csv")
+
+
+if __name__ == "__main__":
+    main()
