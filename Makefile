@@ -10,8 +10,12 @@ ARGS ?=
 PYTEST_ARGS ?=
 # make bench BENCH_ARGS="--rounds 5 --setups 000 003"
 BENCH_ARGS ?=
+# make reproduce REPRO_SEEDS=3: every preset with 3 seeds (seed, seed+1, seed+2), mean ± std.
+REPRO_SEEDS ?= 1
+REPRO_PRESETS ?= seed000_mlp_bn,seed001_mlp_dropout,seed002_mlp_sigmoid,seed003_cnn,seed003_cnn_deep,seed004_mlp_bn_dropout,tuned_cnn,tuned_cnn_deep
+REPRO_DIR := outputs/reproduce/runs/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install train test lint bench clean
+.PHONY: install train test lint bench reproduce clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +34,13 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# One Hydra sweep over the presets; each run keeps its own folder under $(REPRO_DIR).
+reproduce: install
+	$(BIN)/python train.py -m experiment=$(REPRO_PRESETS) \
+		"replicate=range(0,$(REPRO_SEEDS))" hydra.sweep.dir=$(REPRO_DIR) $(ARGS)
+	$(BIN)/python -m mnistlab.reproduce $(REPRO_DIR) --out outputs/reproduce \
+		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS)"
 
 lint: install
 	$(BIN)/ruff check .

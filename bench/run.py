@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import io
 import logging
-import os
-import platform
 import statistics
 import tempfile
 import warnings
 from pathlib import Path
 
-import lightning
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -36,6 +32,7 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
 from bench.tutorials import TUTORIALS, floor_epoch, test_accuracy, tutorial_epoch
+from mnistlab.tables import machine, markdown, write_tables
 from mnistlab.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,10 +46,13 @@ PRESETS = {
 }
 
 
-def preset_config(preset: str, seed: int, epochs: int, output_dir: Path) -> DictConfig:
-    """The preset as ``python train.py experiment=<preset>`` composes it, on the CPU."""
+def preset_config(preset: str, epochs: int, output_dir: Path, round_: int = 0) -> DictConfig:
+    """The preset as ``python train.py experiment=<preset>`` composes it, on the CPU.
+
+    Round r uses the preset's seed + r (``replicate``), as ``make reproduce`` does.
+    """
     overrides = [f"experiment={preset}", "trainer=cpu", f"trainer.max_epochs={epochs}",
-                 f"seed={seed}"]
+                 f"replicate={round_}"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     with open_dict(cfg):
@@ -66,7 +66,7 @@ class Setup:
     def __init__(self, name: str, epochs: int, workdir: Path) -> None:
         self.name, self.epochs, self.workdir = name, epochs, workdir
         self.tutorial = TUTORIALS[name]
-        self.cfg = preset_config(PRESETS[name], 0, epochs, workdir)
+        self.cfg = preset_config(PRESETS[name], epochs, workdir)
         datamodule = instantiate(self.cfg.data)
         datamodule.prepare_data()
         datamodule.setup()
@@ -94,9 +94,9 @@ class Setup:
         self.accuracy["a"].append(test_accuracy(model, self.test_images, self.test_labels,
                                                 self.tutorial.flatten))
 
-    def run_mnistlab(self, seed: int, round_: int) -> None:
-        cfg = preset_config(PRESETS[self.name], seed, self.epochs,
-                            self.workdir / f"{self.name}-{round_}")
+    def run_mnistlab(self, round_: int) -> None:
+        cfg = preset_config(PRESETS[self.name], self.epochs,
+                            self.workdir / f"{self.name}-{round_}", round_)
         # Progress bar and result tables as a user gets them, but not on the benchmark's screen.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             result = train(cfg)
@@ -128,24 +128,6 @@ class Setup:
         }
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Lightning {lightning.__version__}")
-
-
-def markdown(rows: list[dict[str, str]]) -> str:
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(row[key] for key in header) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -166,7 +148,7 @@ def main() -> None:
             for setup in setups:
                 seed = setup.cfg.seed + round_
                 setup.run_tutorial(seed)
-                setup.run_mnistlab(seed, round_)
+                setup.run_mnistlab(round_)
                 setup.run_floor(seed)
                 print(f"round {round_ + 1}/{args.rounds} {setup.name}: "
                       + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in setup.times.items()),
@@ -179,12 +161,7 @@ def main() -> None:
             f"{args.epochs} epoch(s) each), 55,000 training images.\n"
             f"Machine: {machine()}.\nCommand: `{command}`\n\n{markdown(rows)}\n")
     print("\n" + text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(text)
-    with (args.out / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_tables(args.out, text, rows)
     print(f"written to {args.out / 'results.md'} and results.csv")
 
 

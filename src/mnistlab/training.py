@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -34,6 +36,7 @@ class RunResult:
     tensorboard_dirs: list[str]
     seconds: float
     epoch_seconds: list[float]
+    parameters: int
 
     def metric(self, name: str) -> float:
         """The value a sweep optimises; a missing name is a config mistake, so fail loudly."""
@@ -47,7 +50,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     """Instantiate datamodule, model (with its optimizer and init) and trainer from ``cfg``."""
     datamodule = instantiate(cfg.data, augment=_optional(cfg, "augment"))
     model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
-                        weight_init=instantiate(cfg.init))
+                        weight_init=instantiate(cfg.init),
+                        scheduler=_optional(cfg, "scheduler"))
     callbacks: list[Callback] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     loggers: list[Logger] = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -58,7 +62,7 @@ def train(cfg: DictConfig) -> RunResult:
     """Seed, build, fit, then test with the best checkpoint (or the last weights if none)."""
     check_config(cfg)
     start = time.perf_counter()
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed + cfg.get("replicate", 0), workers=True)
     datamodule, model, trainer = build(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -79,7 +83,13 @@ def train(cfg: DictConfig) -> RunResult:
     timers = [cb for cb in trainer.callbacks if isinstance(cb, EpochTimer)]
     return RunResult(metrics=metrics, best_checkpoint=best, tensorboard_dirs=tensorboard_dirs,
                      seconds=time.perf_counter() - start,
-                     epoch_seconds=timers[0].seconds if timers else [])
+                     epoch_seconds=timers[0].seconds if timers else [],
+                     parameters=sum(p.numel() for p in model.parameters()))
+
+
+def save_result(result: RunResult, path: str | os.PathLike[str], **extra: object) -> None:
+    """Write the run's numbers as JSON beside its checkpoints, for tables across runs."""
+    Path(path).write_text(json.dumps(asdict(result) | extra, indent=2) + "\n")
 
 
 def _optional(cfg: DictConfig, group: str) -> Any:

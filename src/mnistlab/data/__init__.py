@@ -2,6 +2,7 @@
 
 from mnistlab.data.augment import RandomAffine
 from mnistlab.data.datamodule import MNISTDataModule
+from mnistlab.data.fashion import FashionMNISTDataModule
 from mnistlab.data.files import DataNotFoundError
 
-__all__ = ["DataNotFoundError", "MNISTDataModule", "RandomAffine"]
+__all__ = ["DataNotFoundError", "FashionMNISTDataModule", "MNISTDataModule", "RandomAffine"]

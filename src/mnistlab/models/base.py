@@ -14,6 +14,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from mnistlab.models.init import WeightInit
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+# Called as factory(optimizer, total_steps=...); the schedule is stepped after every batch.
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
 class MNISTClassifier(L.LightningModule):
@@ -23,14 +25,21 @@ class MNISTClassifier(L.LightningModule):
     layers must exist before they can be initialised) and defines ``forward``. ``optimizer`` is a
     partially applied ``torch.optim`` class, completed with the parameters in
     ``configure_optimizers``, so the optimizer config group stays independent of the model.
+    ``scheduler`` likewise gets the optimizer and the run's number of optimizer steps, so a
+    schedule follows max_epochs and the batch size without being configured twice.
+    ``label_smoothing`` applies to the training loss only; validation and test report plain
+    cross-entropy so that runs with and without it compare.
     """
 
     def __init__(self, optimizer: OptimizerFactory | None = None,
-                 weight_init: WeightInit | None = None, num_classes: int = 10) -> None:
+                 weight_init: WeightInit | None = None, num_classes: int = 10,
+                 scheduler: SchedulerFactory | None = None,
+                 label_smoothing: float = 0.0) -> None:
         super().__init__()
         # Keeps every constructor argument (also the subclass's) in the checkpoint, so
         # load_from_checkpoint rebuilds the same network without the Hydra config.
         self.save_hyperparameters(logger=False)
+        self.train_criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.criterion = nn.CrossEntropyLoss()
         # Metrics are only updated per step and computed once per epoch: a metric's forward()
         # or a self.log() on every step costs more than a small MLP's whole step on a CPU.
@@ -53,16 +62,16 @@ class MNISTClassifier(L.LightningModule):
             self.hparams.weight_init(self)
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric,
-                     accuracy: MulticlassAccuracy) -> Tensor:
+                     accuracy: MulticlassAccuracy, criterion: nn.Module | None = None) -> Tensor:
         images, labels = batch
         logits = self(images)
-        loss = self.criterion(logits, labels)
+        loss = (criterion or self.criterion)(logits, labels)
         loss_metric.update(loss.detach())
         accuracy.update(logits.detach().argmax(dim=1), labels)
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self._shared_step(batch, self.train_loss, self.train_acc)
+        loss = self._shared_step(batch, self.train_loss, self.train_acc, self.train_criterion)
         # Only on the steps the loggers write (every trainer.log_every_n_steps).
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss.detach())
@@ -100,4 +109,10 @@ class MNISTClassifier(L.LightningModule):
             raise ValueError(f"{type(self).__name__} was built without an optimizer; pass "
                              "optimizer=functools.partial(torch.optim.Adam, lr=1e-3) or pick "
                              "one with optimizer=<name> on the command line")
-        return self.hparams.optimizer(params=self.parameters())
+        optimizer = self.hparams.optimizer(params=self.parameters())
+        if self.hparams.scheduler is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.hparams.scheduler(optimizer, total_steps=total_steps)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
