@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,6 +72,28 @@ def test_command_line_sweep_writes_one_folder_per_job(tmp_path, data_dir) -> Non
     assert "model=mlp_bn" in (sweep / "3" / ".hydra" / "overrides.yaml").read_text()
 
 
+def test_preset_sweep_with_replicates_makes_the_reproduce_table(tmp_path, data_dir) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "experiment=seed002_mlp_sigmoid,seed000_mlp_bn", "replicate=0,1",
+                     "trainer=cpu", "trainer.max_epochs=1", "+trainer.limit_train_batches=3",
+                     "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1",
+                     "threads=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((sweep / "1" / "result.json").read_text())
+    assert (saved["experiment"], saved["seed"]) == ("seed002_mlp_sigmoid", 43)
+    assert saved["parameters"] == 15910 and len(saved["epoch_seconds"]) == 1
+    out = tmp_path / "table"
+    subprocess.run([sys.executable, "-m", "mnistlab.reproduce", str(sweep), "--out", str(out)],
+                   check=True, capture_output=True)
+    table = (out / "results.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| seed")]
+    # In the tutorials' order, each with both seeds and a mean ± std.
+    assert [row.split(" | ")[0] for row in rows] == ["| seed000_mlp_bn", "| seed002_mlp_sigmoid"]
+    assert "| 1, 2 |" in rows[0] and "| 42, 43 |" in rows[1] and "±" in rows[1]
+    assert "83.04%" in rows[0]
+    assert (out / "results.csv").read_text().startswith("preset,tutorial reported,test acc")
+
+
 def test_bad_value_inside_a_sweep_stops_that_job_before_training(tmp_path, data_dir) -> None:
     result = run_cli("-m", "trainer=cpu", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
                      "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1",
@@ -103,3 +126,12 @@ def test_ddp_on_two_cpu_processes_trains_and_reports_once(tmp_path, data_dir) ->
     [run] = (tmp_path / "outputs" / "runs").glob("*/*")
     assert (run / "train_ddp_process_1.log").is_file()  # the second rank wrote into the same run
     assert list((run / "checkpoints").glob("epoch_*.ckpt"))
+
+
+def test_threads_apply_to_one_run_only(make_cfg, monkeypatch) -> None:
+    seen = []
+    monkeypatch.setattr("mnistlab.training._train",
+                        lambda cfg: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    train(make_cfg("threads=1"))
+    assert seen == [1] and torch.get_num_threads() == before

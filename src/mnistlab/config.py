@@ -51,6 +51,8 @@ RULES = (
          "model.dropout=0.3"),
     Rule("model.label_smoothing", lambda v: _is_number(v) and 0 <= v < 1,
          "a number in [0, 1)", "model.label_smoothing=0.1"),
+    Rule("threads", lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1",
+         "threads=1"),
     Rule("replicate", lambda v: _is_int(v) and v >= 0, "an integer >= 0", "replicate=1"),
     Rule("data.val_size", lambda v: _is_int(v) and 0 < v < MNIST_TRAIN_IMAGES,
          f"an integer in (0, {MNIST_TRAIN_IMAGES})", "data.val_size=5000"),

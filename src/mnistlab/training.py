@@ -63,8 +63,17 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
 def train(cfg: DictConfig) -> RunResult:
     """Seed, build, fit, then test with the best checkpoint (or the last weights if none)."""
     check_config(cfg)
-    start = time.perf_counter()
     _probe_gpu_once()
+    threads = torch.get_num_threads()
+    try:  # the thread count is process-wide: later runs of a sweep get the default back
+        torch.set_num_threads(cfg.get("threads") or threads)
+        return _train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: DictConfig) -> RunResult:
+    start = time.perf_counter()
     L.seed_everything(cfg.seed + cfg.get("replicate", 0), workers=True)
     datamodule, model, trainer = build(cfg)
     for logger in trainer.loggers:
