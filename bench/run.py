@@ -20,6 +20,7 @@ import contextlib
 import io
 import logging
 import statistics
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -46,13 +47,14 @@ PRESETS = {
 }
 
 
-def preset_config(preset: str, epochs: int, output_dir: Path, round_: int = 0) -> DictConfig:
-    """The preset as ``python train.py experiment=<preset>`` composes it, on the CPU.
+def preset_config(preset: str, epochs: int, output_dir: Path, round_: int = 0,
+                  extra: tuple[str, ...] = ()) -> DictConfig:
+    """The preset as ``python train.py experiment=<preset> <extra>`` composes it, on the CPU.
 
     Round r uses the preset's seed + r (``replicate``), as ``make reproduce`` does.
     """
     overrides = [f"experiment={preset}", "trainer=cpu", f"trainer.max_epochs={epochs}",
-                 f"replicate={round_}"]
+                 f"replicate={round_}", *extra]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     with open_dict(cfg):
@@ -63,10 +65,10 @@ def preset_config(preset: str, epochs: int, output_dir: Path, round_: int = 0) -
 class Setup:
     """One tutorial's three contestants, sharing data and settings."""
 
-    def __init__(self, name: str, epochs: int, workdir: Path) -> None:
-        self.name, self.epochs, self.workdir = name, epochs, workdir
+    def __init__(self, name: str, epochs: int, workdir: Path, extra: tuple[str, ...]) -> None:
+        self.name, self.epochs, self.workdir, self.extra = name, epochs, workdir, extra
         self.tutorial = TUTORIALS[name]
-        self.cfg = preset_config(PRESETS[name], epochs, workdir)
+        self.cfg = preset_config(PRESETS[name], epochs, workdir, extra=extra)
         datamodule = instantiate(self.cfg.data)
         datamodule.prepare_data()
         datamodule.setup()
@@ -96,7 +98,7 @@ class Setup:
 
     def run_mnistlab(self, round_: int) -> None:
         cfg = preset_config(PRESETS[self.name], self.epochs,
-                            self.workdir / f"{self.name}-{round_}", round_)
+                            self.workdir / f"{self.name}-{round_}", round_, self.extra)
         # Progress bar and result tables as a user gets them, but not on the benchmark's screen.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             result = train(cfg)
@@ -107,8 +109,13 @@ class Setup:
         torch.manual_seed(seed)
         model = instantiate(self.cfg.model, weight_init=instantiate(self.cfg.init))
         optimizer = instantiate(self.cfg.optimizer)(params=model.parameters())
-        seconds = [floor_epoch(model, optimizer, self.images, self.labels,
-                               self.cfg.data.batch_size) for _ in range(self.epochs)]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.cfg.threads or threads)  # as mnistlab runs it
+        try:
+            seconds = [floor_epoch(model, optimizer, self.images, self.labels,
+                                   self.cfg.data.batch_size) for _ in range(self.epochs)]
+        finally:
+            torch.set_num_threads(threads)
         self.times["c"].append(statistics.median(seconds))
 
     def row(self) -> dict[str, str]:
@@ -137,13 +144,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1,
                         help="epochs per timed run; each run's median epoch counts (default 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="Hydra overrides for mnistlab's runs (b) and the floor (c)")
     args = parser.parse_args()
     if args.rounds < 1 or args.epochs < 1:
         parser.error(f"--rounds and --epochs must be at least 1, got {args.rounds} and "
                      f"{args.epochs}")
 
     with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as workdir:
-        setups = [Setup(name, args.epochs, Path(workdir)) for name in args.setups]
+        setups = [Setup(name, args.epochs, Path(workdir), tuple(args.overrides))
+                  for name in args.setups]
         for round_ in range(args.rounds):
             for setup in setups:
                 seed = setup.cfg.seed + round_
@@ -155,8 +165,7 @@ def main() -> None:
                       flush=True)
 
     rows = [setup.row() for setup in setups]
-    command = "make bench" + (f" BENCH_ARGS='--rounds {args.rounds} --epochs {args.epochs}'"
-                              if (args.rounds, args.epochs) != (3, 1) else "")
+    command = f'make bench BENCH_ARGS="{" ".join(sys.argv[1:])}"' if sys.argv[1:] else "make bench"
     text = (f"Seconds per training epoch (median of {args.rounds} interleaved rounds, "
             f"{args.epochs} epoch(s) each), 55,000 training images.\n"
             f"Machine: {machine()}.\nCommand: `{command}`\n\n{markdown(rows)}\n")
