@@ -36,9 +36,11 @@ bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # One Hydra sweep over the presets; each run keeps its own folder under $(REPRO_DIR).
+# No progress bars: eight runs' bars would bury the results in the log.
 reproduce: install
 	$(BIN)/python train.py -m experiment=$(REPRO_PRESETS) \
-		"replicate=range(0,$(REPRO_SEEDS))" hydra.sweep.dir=$(REPRO_DIR) $(ARGS)
+		"replicate=range(0,$(REPRO_SEEDS))" hydra.sweep.dir=$(REPRO_DIR) \
+		++trainer.enable_progress_bar=false $(ARGS)
 	$(BIN)/python -m mnistlab.reproduce $(REPRO_DIR) --out outputs/reproduce \
 		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS)"
 

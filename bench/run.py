@@ -136,7 +136,7 @@ class Setup:
 
 
 def main() -> None:
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setups", nargs="+", default=list(PRESETS), choices=list(PRESETS))
