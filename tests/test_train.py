@@ -140,5 +140,5 @@ def test_threads_apply_to_one_run_only(make_cfg, monkeypatch) -> None:
 @pytest.mark.parametrize("loader", ["memory", "torchvision"])
 def test_both_loaders_train_with_augmentation_and_a_schedule(make_cfg, loader: str) -> None:
     result = train(make_cfg(f"data.loader={loader}", "augment=affine", "scheduler=onecycle",
-                            "model=cnn", "model.label_smoothing=0.1"))
+                            "model=cnn", "model.label_smoothing=0.1", "trainer.max_epochs=2"))
     assert 0 < result.metrics["test/acc"] <= 1 and result.parameters == 50186

@@ -72,8 +72,9 @@ class MNISTClassifier(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, self.train_loss, self.train_acc, self.train_criterion)
-        # Only on the steps the loggers write (every trainer.log_every_n_steps).
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+        # Only on the steps the loggers write (every trainer.log_every_n_steps; 0 for never).
+        every = self.trainer.log_every_n_steps
+        if every and (self.global_step + 1) % every == 0:
             self.log("train/loss_step", loss.detach())
         return loss
 
@@ -113,6 +114,12 @@ class MNISTClassifier(L.LightningModule):
         if self.hparams.scheduler is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.hparams.scheduler(optimizer, total_steps=total_steps)
+        try:
+            scheduler = self.hparams.scheduler(optimizer, total_steps=total_steps)
+        except (ZeroDivisionError, ValueError) as err:  # e.g. one-cycle phases of zero steps
+            raise ValueError(f"the learning-rate schedule cannot span a run of {total_steps} "
+                             f"optimizer steps ({type(err).__name__}: {err}); train for more "
+                             "steps (trainer.max_epochs, trainer.limit_train_batches) or drop "
+                             "the schedule with scheduler=null") from err
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
