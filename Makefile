@@ -8,14 +8,17 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 PYTEST_ARGS ?=
-# make bench BENCH_ARGS="--rounds 5 --setups 000 003"
+# make bench BENCH_ARGS="--rounds 5 --setups tutorial000_mlp_bn tutorial003_cnn"
 BENCH_ARGS ?=
 # make reproduce REPRO_SEEDS=3: every preset with 3 seeds (seed, seed+1, seed+2), mean ± std.
+# Every preset in conf/experiment/ takes part; REPRO_PRESETS="tuned_cnn,tuned_cnn_deep" picks some.
 REPRO_SEEDS ?= 1
-REPRO_PRESETS ?= seed000_mlp_bn,seed001_mlp_dropout,seed002_mlp_sigmoid,seed003_cnn,seed003_cnn_deep,seed004_mlp_bn_dropout,tuned_cnn,tuned_cnn_deep
-REPRO_DIR := outputs/reproduce/runs/$(shell date +%Y-%m-%d_%H-%M-%S)
+REPRO_PRESETS ?= glob(*)
+REPRO_OUT ?= outputs/reproduce
+REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
+REPRO_DIR ?= $(REPRO_OUT)/runs/$(REPRO_STAMP)
 
-.PHONY: install train test lint bench reproduce clean
+.PHONY: install data train test test-fast lint bench reproduce clean
 
 install: $(VENV)/.installed
 
@@ -26,11 +29,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# Obtain and verify MNIST in $MNISTLAB_DATA_DIR (default data/), as train.py would.
+data: install
+	$(BIN)/python -m mnistlab.data
+
 train: install
 	$(BIN)/python train.py $(ARGS)
 
-test: install
+test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The quick loop: everything but the end-to-end runs of the command line (DDP, sweeps, presets).
+test-fast: data
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
@@ -38,10 +49,10 @@ bench: install
 # One Hydra sweep over the presets; each run keeps its own folder under $(REPRO_DIR).
 # No progress bars: eight runs' bars would bury the results in the log.
 reproduce: install
-	$(BIN)/python train.py -m experiment=$(REPRO_PRESETS) \
+	$(BIN)/python train.py -m "experiment=$(REPRO_PRESETS)" \
 		"replicate=range(0,$(REPRO_SEEDS))" hydra.sweep.dir=$(REPRO_DIR) \
-		++trainer.enable_progress_bar=false $(ARGS)
-	$(BIN)/python -m mnistlab.reproduce $(REPRO_DIR) --out outputs/reproduce \
+		trainer.enable_progress_bar=false $(ARGS)
+	$(BIN)/python -m mnistlab.reproduce $(REPRO_DIR) --out $(REPRO_OUT) \
 		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS)"
 
 lint: install

@@ -26,37 +26,31 @@ import warnings
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
 from bench.tutorials import TUTORIALS, floor_epoch, test_accuracy, tutorial_epoch
+from mnistlab.build import build_datamodule, build_model, compose_config
+from mnistlab.cuda_check import skip_failing_nvml_check
 from mnistlab.tables import machine, markdown, write_tables
 from mnistlab.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESETS = {
-    "000": "seed000_mlp_bn",
-    "001": "seed001_mlp_dropout",
-    "002": "seed002_mlp_sigmoid",
-    "003": "seed003_cnn",
-    "003_deep": "seed003_cnn_deep",
-    "004": "seed004_mlp_bn_dropout",
-}
+CONF_DIR = ROOT / "conf"
 
 
 def preset_config(preset: str, epochs: int, output_dir: Path, round_: int = 0,
                   extra: tuple[str, ...] = ()) -> DictConfig:
     """The preset as ``python train.py experiment=<preset> <extra>`` composes it, on the CPU.
 
-    Round r uses the preset's seed + r (``replicate``), as ``make reproduce`` does.
+    Round r uses the preset's seed + r (``replicate``), as ``make reproduce`` does. Every
+preset that pins a tutorial's own run (``tutorial.as_run``) has its tutorial's loop in
+bench/tutorials.py under the preset's name.
     """
-    overrides = [f"experiment={preset}", "trainer=cpu", f"trainer.max_epochs={epochs}",
-                 f"replicate={round_}", *extra]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+    cfg = compose_config(CONF_DIR, [f"experiment={preset}", "trainer=cpu",
+                                    f"trainer.max_epochs={epochs}", f"replicate={round_}",
+                                    *extra])
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg
@@ -68,8 +62,8 @@ class Setup:
     def __init__(self, name: str, epochs: int, workdir: Path, extra: tuple[str, ...]) -> None:
         self.name, self.epochs, self.workdir, self.extra = name, epochs, workdir, extra
         self.tutorial = TUTORIALS[name]
-        self.cfg = preset_config(PRESETS[name], epochs, workdir, extra=extra)
-        datamodule = instantiate(self.cfg.data)
+        self.cfg = preset_config(name, epochs, workdir, extra=extra)
+        datamodule = build_datamodule(self.cfg)
         datamodule.prepare_data()
         datamodule.setup()
         root = datamodule.files.raw_dir(self.cfg.data.data_dir).parent.parent
@@ -97,7 +91,7 @@ class Setup:
                                                 self.tutorial.flatten))
 
     def run_mnistlab(self, round_: int) -> None:
-        cfg = preset_config(PRESETS[self.name], self.epochs,
+        cfg = preset_config(self.name, self.epochs,
                             self.workdir / f"{self.name}-{round_}", round_, self.extra)
         # Progress bar and result tables as a user gets them, but not on the benchmark's screen.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -107,8 +101,8 @@ class Setup:
 
     def run_floor(self, seed: int) -> None:
         torch.manual_seed(seed)
-        model = instantiate(self.cfg.model, weight_init=instantiate(self.cfg.init))
-        optimizer = instantiate(self.cfg.optimizer)(params=model.parameters())
+        model = build_model(self.cfg)
+        optimizer = model.configure_optimizers()  # the presets have no schedule: an optimizer
         threads = torch.get_num_threads()
         torch.set_num_threads(self.cfg.threads or threads)  # as mnistlab runs it
         try:
@@ -122,8 +116,8 @@ class Setup:
         a, b, c = (statistics.median(self.times[k]) for k in "abc")
         acc_a, acc_b = (100 * statistics.mean(self.accuracy[k]) for k in "ab")
         return {
-            "tutorial": self.name,
-            "preset": PRESETS[self.name],
+            "tutorial": self.cfg.tutorial.id,
+            "preset": self.name,
             "batch": str(self.cfg.data.batch_size),
             "a: tutorial loop (s)": f"{a:.2f}",
             "b: mnistlab (s)": f"{b:.2f}",
@@ -136,10 +130,12 @@ class Setup:
 
 
 def main() -> None:
+    skip_failing_nvml_check()  # before any round, so that every round runs alike
     logging.getLogger("lightning").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--setups", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--setups", nargs="+", default=list(TUTORIALS), choices=list(TUTORIALS),
+                        metavar="PRESET", help="tutorial presets to time (default: all)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--epochs", type=int, default=1,
                         help="epochs per timed run; each run's median epoch counts (default 1)")

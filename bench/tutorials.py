@@ -101,14 +101,18 @@ class Tutorial:
     item_every: int  # call loss.item() every n steps (0: sum the cost tensors instead)
 
 
+# Keyed by the preset (conf/experiment/) that pins the same run in mnistlab.
 TUTORIALS = {
-    "000": Tutorial(net_000, torch.optim.Adam, 0.01, flatten=True, item_every=0),
-    "001": Tutorial(net_001, torch.optim.Adam, 0.001, flatten=True, item_every=0),
-    "002": Tutorial(net_002, torch.optim.SGD, 0.1, flatten=True, item_every=1),
-    "003": Tutorial(Net003, torch.optim.Adam, 0.001, flatten=False, item_every=0),
-    "003_deep": Tutorial(lambda: Net003(deep=True), torch.optim.Adam, 0.001, flatten=False,
-                         item_every=0),
-    "004": Tutorial(Net004, torch.optim.Adam, 0.01, flatten=False, item_every=200),
+    "tutorial000_mlp_bn": Tutorial(net_000, torch.optim.Adam, 0.01, flatten=True, item_every=0),
+    "tutorial001_mlp_dropout": Tutorial(net_001, torch.optim.Adam, 0.001, flatten=True,
+                                        item_every=0),
+    "tutorial002_mlp_sigmoid": Tutorial(net_002, torch.optim.SGD, 0.1, flatten=True,
+                                        item_every=1),
+    "tutorial003_cnn": Tutorial(Net003, torch.optim.Adam, 0.001, flatten=False, item_every=0),
+    "tutorial003_cnn_deep": Tutorial(lambda: Net003(deep=True), torch.optim.Adam, 0.001,
+                                     flatten=False, item_every=0),
+    "tutorial004_mlp_bn_dropout": Tutorial(Net004, torch.optim.Adam, 0.01, flatten=False,
+                                           item_every=200),
 }
 
 

@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import datasets
 
-from bench.run import PRESETS
 from bench.tutorials import TUTORIALS, floor_epoch, tutorial_epoch
-from tests.conftest import compose_config
+from mnistlab.build import build_model
+from tests.helpers import CONF_DIR, compose
 
 
 def weighted_layers(network: nn.Module) -> list[nn.Module]:
     return [m for m in network.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
 
 
-def preset_network(name: str) -> nn.Module:
-    cfg = compose_config([f"experiment={PRESETS[name]}"])
-    return instantiate(cfg.model, weight_init=instantiate(cfg.init))
+def preset_network(preset: str) -> nn.Module:
+    return build_model(compose(f"experiment={preset}"))
 
 
-@pytest.mark.parametrize("name", sorted(TUTORIALS))
-def test_preset_builds_the_tutorials_network(name: str) -> None:
-    tutorial, ours = TUTORIALS[name].network(), preset_network(name)
+def test_every_preset_of_a_tutorials_own_run_has_its_loop() -> None:
+    as_run = {path.stem for path in (CONF_DIR / "experiment").glob("*.yaml")
+              if (OmegaConf.load(path).get("tutorial") or {}).get("as_run")}
+    assert as_run == set(TUTORIALS)
+
+
+@pytest.mark.parametrize("preset", sorted(TUTORIALS))
+def test_preset_builds_the_tutorials_network(preset: str) -> None:
+    tutorial, ours = TUTORIALS[preset].network(), preset_network(preset)
     assert sum(p.numel() for p in tutorial.parameters()) == sum(
         p.numel() for p in ours.parameters())
     assert [tuple(m.weight.shape) for m in weighted_layers(tutorial)] == [
@@ -34,32 +39,35 @@ def test_preset_builds_the_tutorials_network(name: str) -> None:
 
 # The deep CNN's tutorial initialises fc1 before it creates fc2, so the random numbers are
 # drawn in another order there; the others draw them exactly as their tutorial did.
-@pytest.mark.parametrize("name", sorted(set(TUTORIALS) - {"003_deep"}))
-def test_same_seed_gives_the_tutorials_initial_weights(name: str) -> None:
+@pytest.mark.parametrize("preset", sorted(set(TUTORIALS) - {"tutorial003_cnn_deep"}))
+def test_same_seed_gives_the_tutorials_initial_weights(preset: str) -> None:
     torch.manual_seed(0)
-    tutorial = TUTORIALS[name].network()
+    tutorial = TUTORIALS[preset].network()
     torch.manual_seed(0)
-    ours = preset_network(name)
+    ours = preset_network(preset)
     for theirs, mine in zip(weighted_layers(tutorial), weighted_layers(ours), strict=True):
         assert torch.equal(theirs.weight, mine.weight)
         assert torch.equal(theirs.bias, mine.bias)
 
 
-@pytest.mark.parametrize("name", ["000", "003"])
-def test_baseline_loops_train(name: str, data_dir) -> None:
+@pytest.mark.parametrize("preset", ["tutorial000_mlp_bn", "tutorial003_cnn"])
+def test_baseline_loops_step_once_per_batch(preset: str, data_dir) -> None:
     test = datasets.MNIST(data_dir, train=False)
-    images, labels = test.data[:320].unsqueeze(1).float() / 255, test.targets[:320]
-    tutorial = TUTORIALS[name]
+    images, labels = test.data[:330].unsqueeze(1).float() / 255, test.targets[:330]
+    tutorial = TUTORIALS[preset]
     for run in ("tutorial", "floor"):
         model = tutorial.network()
         optimizer = tutorial.optimizer(model.parameters(), lr=tutorial.lr)
+        steps = []
+        optimizer.register_step_post_hook(lambda *_, seen=steps: seen.append(1))
         before = [p.detach().clone() for p in model.parameters()]
         if run == "tutorial":
-            loader = DataLoader(TensorDataset(images, labels), batch_size=32, shuffle=True)
-            seconds = tutorial_epoch(tutorial, model, optimizer, loader)
+            loader = DataLoader(TensorDataset(images, labels), batch_size=32, shuffle=True,
+                                drop_last=True)
+            tutorial_epoch(tutorial, model, optimizer, loader)
         else:
             flat = images.view(-1, 28 * 28) if tutorial.flatten else images
-            seconds = floor_epoch(model, optimizer, flat, labels, batch_size=32)
-        assert seconds > 0
+            floor_epoch(model, optimizer, flat, labels, batch_size=32)
+        assert len(steps) == 10, run  # 330 images: ten full batches of 32, the rest dropped
         assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters(),
                                                         strict=True))

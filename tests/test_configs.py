@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import functools
-import subprocess
-import sys
-from itertools import product
 
 import lightning as L
 import pytest
 import torch
 from hydra.errors import InstantiationException, MissingConfigException
 from hydra.utils import instantiate
+from omegaconf import open_dict
 
-from mnistlab.data import MNISTDataModule
+from mnistlab.build import build_datamodule, build_model, build_trainer
+from mnistlab.data import FashionMNISTDataModule, MNISTDataModule
 from mnistlab.models import MNISTClassifier, WeightInit
-from tests.conftest import CONF_DIR, ROOT, compose_config
+from tests.helpers import CONF_DIR, compose
 
 
 def choices(group: str) -> list[str]:
@@ -27,79 +26,104 @@ MODELS, OPTIMIZERS, INITS = choices("model"), choices("optimizer"), choices("ini
 
 def test_groups_hold_the_documented_choices() -> None:
     assert sorted(["mlp_sigmoid", "mlp_bn", "mlp_dropout", "mlp_bn_dropout", "cnn",
-                             "cnn_deep"]) == MODELS
+                   "cnn_deep"]) == MODELS
     assert sorted(["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
-                                 "adam", "adamw", "radam"]) == OPTIMIZERS
-    assert sorted(["default", "xavier_uniform", "xavier_normal", "kaiming_uniform",
-                            "kaiming_normal", "lecun_normal"]) == INITS
+                   "adam", "adamw", "radam"]) == OPTIMIZERS
+    assert sorted(["default", "tutorial", "xavier_uniform", "xavier_normal", "kaiming_uniform",
+                   "kaiming_normal", "lecun_normal"]) == INITS
     assert choices("trainer") == ["cpu", "ddp", "debug", "default", "gpu"]
 
 
-@pytest.mark.parametrize("model_name", MODELS)
-def test_every_model_optimizer_init_combination_instantiates(model_name: str) -> None:
-    for optimizer_name, init_name in product(OPTIMIZERS, INITS):
-        cfg = compose_config([f"model={model_name}", f"optimizer={optimizer_name}",
-                              f"init={init_name}"])
-        optimizer = instantiate(cfg.optimizer)
-        weight_init = instantiate(cfg.init)
-        assert isinstance(optimizer, functools.partial)
-        assert isinstance(weight_init, WeightInit)
-        assert weight_init.scheme == init_name
-        model = instantiate(cfg.model, optimizer=optimizer, weight_init=weight_init)
+def test_every_model_init_and_optimizer_instantiates() -> None:
+    # Each choice is composed once, as the command line would; every init is then applied to
+    # every network (inits depend on the layers), and every optimizer built for two networks.
+    models = {name: compose(f"model={name}").model for name in MODELS}
+    optimizers = {name: compose(f"optimizer={name}").optimizer for name in OPTIMIZERS}
+    inits = {name: compose(f"init={name}").init for name in INITS}
+    cfg = compose()
+    combinations = [(m, "adam", i) for m in MODELS for i in INITS]
+    combinations += [(m, o, "default") for m in ("mlp_bn", "cnn") for o in OPTIMIZERS]
+    for model_name, optimizer_name, init_name in combinations:
+        with open_dict(cfg):
+            cfg.model, cfg.optimizer = models[model_name], optimizers[optimizer_name]
+            cfg.init = inits[init_name]
+        model = build_model(cfg)
         assert isinstance(model, MNISTClassifier)
+        assert isinstance(model.hparams.optimizer, functools.partial)
+        assert isinstance(model.hparams.weight_init, WeightInit)
+        assert model.hparams.weight_init.scheme == cfg.init.scheme
         built = model.configure_optimizers()
-        assert isinstance(built, optimizer.func)
+        assert isinstance(built, model.hparams.optimizer.func)
         assert built.defaults["lr"] == cfg.optimizer.lr
 
 
-def test_data_config_instantiates(data_dir) -> None:
-    cfg = compose_config([f"paths.data_dir={data_dir}"])
-    datamodule = instantiate(cfg.data)
-    assert isinstance(datamodule, MNISTDataModule)
-    assert datamodule.hparams.batch_size == cfg.data.batch_size
+@pytest.mark.parametrize(("choice", "cls", "mean"), [("mnist", MNISTDataModule, 0.1307),
+                                                      ("fashion_mnist", FashionMNISTDataModule,
+                                                       0.2860)])
+def test_data_configs_instantiate(choice: str, cls: type, mean: float) -> None:
+    cfg = compose(f"data={choice}", "augment=shift")
+    datamodule = build_datamodule(cfg)
+    assert type(datamodule) is cls and datamodule.mean == mean
+    # Fashion-MNIST takes MNIST's split and batch settings from data/mnist.yaml.
+    assert (datamodule.hparams.batch_size, datamodule.hparams.val_size) == (64, 5000)
+    assert datamodule.augment is not None and datamodule.augment.shift == 2.0
 
 
 @pytest.mark.parametrize("trainer_name", ["default", "cpu", "ddp", "debug"])
 def test_trainer_configs_instantiate(trainer_name: str, tmp_path) -> None:
-    cfg = compose_config([f"trainer={trainer_name}", f"paths.output_dir={tmp_path}"])
-    trainer = instantiate(cfg.trainer, logger=False)
+    cfg = compose(f"trainer={trainer_name}", f"paths.output_dir={tmp_path}")
+    trainer = build_trainer(cfg, logger=False)
     assert isinstance(trainer, L.Trainer)
-    if trainer_name == "debug":
-        assert trainer.fast_dev_run
+    assert trainer.fast_dev_run is (trainer_name == "debug")
+    assert {type(c).__name__ for c in trainer.callbacks} >= {"ModelCheckpoint", "ModelSummary",
+                                                             "EpochTimer"}
+
+
+def test_common_trainer_arguments_need_no_plus(tmp_path) -> None:
+    cfg = compose("trainer=cpu", "trainer.limit_train_batches=0.1", "trainer.limit_val_batches=3",
+                  "trainer.check_val_every_n_epoch=2", "trainer.gradient_clip_val=0.5",
+                  "trainer.accumulate_grad_batches=2", "trainer.enable_progress_bar=false",
+                  "trainer.precision=bf16-mixed", f"paths.output_dir={tmp_path}")
+    trainer = build_trainer(cfg, logger=False)
+    assert (trainer.limit_train_batches, trainer.limit_val_batches) == (0.1, 3)
+    assert (trainer.check_val_every_n_epoch, trainer.gradient_clip_val) == (2, 0.5)
+    assert trainer.accumulate_grad_batches == 2 and trainer.progress_bar_callback is None
+    assert trainer.precision == "bf16-mixed"
+
+
+def test_trainer_defaults_are_lightnings_own(tmp_path) -> None:
+    cfg = compose("trainer=cpu", f"paths.output_dir={tmp_path}", "~logger", "~callbacks")
+    ours = build_trainer(cfg)
+    lightning = L.Trainer(accelerator="cpu", devices=1, max_epochs=cfg.trainer.max_epochs,
+                          logger=False, deterministic="warn", log_every_n_steps=50)
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches",
+                "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps",
+                "gradient_clip_val", "accumulate_grad_batches", "precision", "max_steps",
+                "num_nodes", "fast_dev_run"):
+        assert getattr(ours, key) == getattr(lightning, key), key
 
 
 def test_gpu_trainer_config_instantiates_or_names_the_missing_gpu(tmp_path) -> None:
-    cfg = compose_config(["trainer=gpu", f"paths.output_dir={tmp_path}"])
+    cfg = compose("trainer=gpu", f"paths.output_dir={tmp_path}")
     if torch.cuda.is_available():
-        assert instantiate(cfg.trainer, logger=False).num_devices == 1
+        assert build_trainer(cfg, logger=False).num_devices == 1
     else:
         with pytest.raises(InstantiationException, match="No supported gpu backend"):
-            instantiate(cfg.trainer, logger=False)
+            build_trainer(cfg, logger=False)
 
 
 @pytest.mark.parametrize("logger_choice", ["tensorboard", "csv", "[tensorboard,csv]"])
-def test_logger_and_callback_configs_instantiate(logger_choice: str, tmp_path) -> None:
-    cfg = compose_config([f"logger={logger_choice}", f"paths.output_dir={tmp_path}"])
+def test_logger_configs_instantiate(logger_choice: str, tmp_path) -> None:
+    cfg = compose(f"logger={logger_choice}", f"paths.output_dir={tmp_path}")
     loggers = [instantiate(c) for c in cfg.logger.values()]
     assert len(loggers) == logger_choice.count(",") + 1
     assert all(str(lg.save_dir).startswith(str(tmp_path)) for lg in loggers)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    assert {type(c).__name__ for c in callbacks} == {"ModelCheckpoint", "ModelSummary",
-                                                     "EpochTimer"}
 
 
 def test_unknown_group_choice_lists_the_available_ones() -> None:
     with pytest.raises(MissingConfigException) as err:
-        compose_config(["model=resnet"])
+        compose("model=resnet")
     message = str(err.value)
     assert "resnet" in message
     for name in MODELS:
         assert name in message
-
-
-def test_help_lists_groups_and_choices() -> None:
-    result = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, check=True)
-    for group, names in {"model": MODELS, "optimizer": OPTIMIZERS, "init": INITS}.items():
-        line = next(x for x in result.stdout.splitlines() if x.startswith(f"{group}:"))
-        assert all(name in line for name in names)

@@ -8,16 +8,16 @@ import math
 import lightning as L
 import pytest
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
-from mnistlab.data import MNISTDataModule
+from mnistlab.build import build_model
 from mnistlab.models import CNN, CNNDeep, MNISTClassifier, WeightInit
-from tests.conftest import compose_config
+from tests.helpers import TINY_VAL, TinyMNIST, compose, quiet_trainer
 
-# Parameter counts of the tutorials' networks, worked out from their layer shapes.
+# Parameter counts of the tutorials' networks, worked out from their layer shapes (tutorial
+# 002's summary prints its 15,910).
 PARAMETERS = {
-    "mlp_sigmoid": 784 * 20 + 20 + 20 * 10 + 10,  # 15,910 as tutorial 002's summary prints
+    "mlp_sigmoid": 15_910,
     "mlp_bn": (784 * 32 + 32) + 2 * 32 + (32 * 32 + 32) + 2 * 32 + (32 * 10 + 10),
     "mlp_dropout": (784 * 512 + 512) + 3 * (512 * 512 + 512) + (512 * 10 + 10),
     "mlp_bn_dropout": (784 * 512 + 512) + 2 * 512 + (512 * 256 + 256) + 2 * 256 + 2570,
@@ -29,9 +29,7 @@ ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
 
 
 def build(name: str, *overrides: str) -> MNISTClassifier:
-    cfg = compose_config([f"model={name}", *overrides])
-    return instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
-                       weight_init=instantiate(cfg.init))
+    return build_model(compose(f"model={name}", *overrides))
 
 
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
@@ -41,8 +39,21 @@ def test_output_shape_and_parameter_count(name: str) -> None:
     assert sum(p.numel() for p in model.parameters()) == PARAMETERS[name]
 
 
-def test_sigmoid_net_matches_tutorial_002() -> None:
-    assert PARAMETERS["mlp_sigmoid"] == 15910
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_output_layer_follows_the_datasets_classes(name: str) -> None:
+    model = build(name, "data._target_=tests.helpers.ThreeClasses")
+    assert model.hparams.num_classes == 3
+    assert model.eval()(torch.rand(5, 1, 28, 28)).shape == (5, 3)
+
+
+@pytest.mark.parametrize("name", ["mlp_sigmoid", "mlp_bn", "mlp_dropout", "mlp_bn_dropout",
+                                  "cnn_deep"])
+def test_hidden_widths_are_a_list_of_layers(name: str) -> None:
+    model = build(name, "model.hidden=[24,12]")
+    widths = [m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
+    assert widths == [24, 12, 10]
+    with pytest.raises(ValueError, match=r"model.hidden=\[\] is invalid"):
+        type(model)(hidden=[])
 
 
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
@@ -103,27 +114,23 @@ class ModeRecorder(L.Callback):
         self.modes["val"] |= {m.training for m in pl_module.modules()}
 
 
-def small_datamodule(data_dir, batch_size: int = 64) -> MNISTDataModule:
-    return MNISTDataModule(data_dir=data_dir, batch_size=batch_size, eval_batch_size=256)
+def small_datamodule(tiny_dir, batch_size: int = 64) -> TinyMNIST:
+    return TinyMNIST(data_dir=tiny_dir, batch_size=batch_size, eval_batch_size=TINY_VAL,
+                     val_size=TINY_VAL)
 
 
-def quiet_trainer(**kwargs) -> L.Trainer:
-    return L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, **kwargs)
-
-
-def test_lightning_switches_train_and_eval_modes(data_dir) -> None:
+def test_lightning_switches_train_and_eval_modes(tiny_dir) -> None:
     recorder = ModeRecorder()
     trainer = quiet_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,
                             num_sanity_val_steps=0, callbacks=[recorder])
-    trainer.fit(build("cnn_deep"), datamodule=small_datamodule(data_dir))
+    trainer.fit(build("cnn_deep"), datamodule=small_datamodule(tiny_dir))
     assert recorder.modes == {"train": {True}, "val": {False}}
 
 
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
-def test_each_network_learns_on_real_mnist(name: str, data_dir) -> None:
+def test_each_network_learns_on_real_mnist(name: str, tiny_dir) -> None:
     torch.manual_seed(0)
-    datamodule = small_datamodule(data_dir)
+    datamodule = small_datamodule(tiny_dir)
     datamodule.setup("fit")
     images, labels = next(iter(datamodule.val_dataloader()))
     images = datamodule.batch_transform(images)  # loaders give uint8; the datamodule scales
@@ -150,7 +157,7 @@ def test_checkpoint_restores_the_same_network(tmp_path) -> None:
     trainer.save_checkpoint(path)
     restored = CNNDeep.load_from_checkpoint(path, weights_only=False)
     x = torch.rand(3, 1, 28, 28)
-    assert restored.hparams.dropout == 0.25
+    assert restored.hparams.dropout == 0.25 and restored.hparams.hidden == (625,)
     assert torch.equal(model.eval()(x), restored.eval()(x))
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from mnistlab.data.datamodule import LOADERS
 
 MNIST_TRAIN_IMAGES = 60000
 
@@ -39,6 +41,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_widths(value: Any) -> bool:
+    return (isinstance(value, list | tuple | ListConfig) and len(value) > 0
+            and all(_is_int(v) and v >= 1 for v in value))
+
+
 RULES = (
     Rule("optimizer.lr", lambda v: _is_number(v) and v > 0, "a number > 0", "optimizer.lr=0.001"),
     Rule("data.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1",
@@ -54,6 +61,11 @@ RULES = (
     Rule("threads", lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1",
          "threads=1"),
     Rule("replicate", lambda v: _is_int(v) and v >= 0, "an integer >= 0", "replicate=1"),
+    Rule("model.hidden", _is_widths, "a non-empty list of layer widths >= 1",
+         "'model.hidden=[512,256]'"),
+    Rule("data.loader", lambda v: v in LOADERS,
+         "memory (whole batches from memory, fast) or torchvision (per image)",
+         "data.loader=memory"),
     Rule("data.val_size", lambda v: _is_int(v) and 0 < v < MNIST_TRAIN_IMAGES,
          f"an integer in (0, {MNIST_TRAIN_IMAGES})", "data.val_size=5000"),
 )

@@ -1,7 +1,8 @@
 """``make reproduce``'s table: every preset's runs of one sweep, side by side with the tutorials.
 
 Reads ``*/result.json`` under a Hydra sweep folder (train.py writes one per run) and writes
-``results.md`` and ``results.csv``: the tutorial's reported accuracy, the test accuracy (mean ±
+``results.md`` and ``results.csv``: the tutorial's reported accuracy (from the preset's
+``tutorial`` block, which train.py copies into result.json), the test accuracy (mean ±
 std over seeds), the best validation accuracy, epochs, seconds per epoch and parameters.
 """
 
@@ -15,21 +16,9 @@ from pathlib import Path
 
 from mnistlab.tables import machine, markdown, write_tables
 
-# What each tutorial printed (000, 001 and 003 tested on unscaled 0-255 pixels).
-REPORTED = {
-    "seed000_mlp_bn": "83.04% (unscaled test pixels)",
-    "seed001_mlp_dropout": "97.91%",
-    "seed002_mlp_sigmoid": "none (train loss 0.198)",
-    "seed003_cnn": "98.74%",
-    "seed003_cnn_deep": "98.38%",
-    "seed004_mlp_bn_dropout": "none (per-epoch prints)",
-    "tuned_cnn": "98.74% (003, same network)",
-    "tuned_cnn_deep": "98.38% (003, same network)",
-}
-
 
 def load_runs(sweep_dir: Path) -> dict[str, list[dict]]:
-    """Group the sweep's results by preset, in the order the presets are listed above."""
+    """Group the sweep's results by preset: tutorials' own runs first, then by name."""
     runs: dict[str, list[dict]] = defaultdict(list)
     for path in sorted(sweep_dir.glob("*/result.json")):
         result = json.loads(path.read_text())
@@ -37,9 +26,21 @@ def load_runs(sweep_dir: Path) -> dict[str, list[dict]]:
     if not runs:
         raise SystemExit(f"no */result.json under {sweep_dir}: pass the folder of a sweep run "
                          "with train.py -m (make reproduce prints it)")
-    order = list(REPORTED)
-    return dict(sorted(runs.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order
-                                                     else len(order), kv[0])))
+    return dict(sorted(runs.items(), key=lambda kv: (not _as_run(kv[1][0]), kv[0])))
+
+
+def _as_run(result: dict) -> bool:
+    return bool((result.get("tutorial") or {}).get("as_run"))
+
+
+def reported(result: dict) -> str:
+    """What the preset's tutorial reported (from the preset's ``tutorial`` block)."""
+    tutorial = result.get("tutorial")
+    if not tutorial:
+        return "-"
+    if _as_run(result):
+        return str(tutorial["reported"])
+    return f"{tutorial['reported']} ({tutorial['id']}, same network)"
 
 
 def _mean_std(values: list[float]) -> str:
@@ -54,7 +55,7 @@ def summarise(runs: dict[str, list[dict]]) -> list[dict[str, str]]:
         epoch_seconds = [s for r in results for s in r["epoch_seconds"]]
         rows.append({
             "preset": preset,
-            "tutorial reported": REPORTED.get(preset, "-"),
+            "tutorial reported": reported(results[0]),
             "test acc": _mean_std([100 * r["metrics"]["test/acc"] for r in results]),
             "best val acc": _mean_std([100 * r["metrics"]["val/acc_best"] for r in results]),
             "seeds": ", ".join(str(r["seed"]) for r in results),

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from mnistlab.build import build
 from mnistlab.callbacks import EpochTimer
 from mnistlab.config import check_config
 
@@ -48,22 +46,9 @@ class RunResult:
         return self.metrics[name]
 
 
-def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
-    """Instantiate datamodule, model (with its optimizer and init) and trainer from ``cfg``."""
-    datamodule = instantiate(cfg.data, augment=_optional(cfg, "augment"))
-    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
-                        weight_init=instantiate(cfg.init),
-                        scheduler=_optional(cfg, "scheduler"))
-    callbacks: list[Callback] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    loggers: list[Logger] = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    return datamodule, model, trainer
-
-
 def train(cfg: DictConfig) -> RunResult:
     """Seed, build, fit, then test with the best checkpoint (or the last weights if none)."""
     check_config(cfg)
-    _probe_gpu_once()
     threads = torch.get_num_threads()
     try:  # the thread count is process-wide: later runs of a sweep get the default back
         torch.set_num_threads(cfg.get("threads") or threads)
@@ -102,29 +87,6 @@ def _train(cfg: DictConfig) -> RunResult:
 def save_result(result: RunResult, path: str | os.PathLike[str], **extra: object) -> None:
     """Write the run's numbers as JSON beside its checkpoints, for tables across runs."""
     Path(path).write_text(json.dumps(asdict(result) | extra, indent=2) + "\n")
-
-
-def _probe_gpu_once() -> None:
-    """Stop a GPU probe on every optimizer step of CUDA builds running without NVIDIA drivers.
-
-    Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1, so ``torch.cuda.is_available()``
-    tries to load the NVIDIA driver library on each call, and Adam(W) asks on every step. That
-    is about 40 microseconds a step on a CPU-only machine with pip's default (CUDA) torch. Where
-    the library does not exist there is no GPU whose initialisation a fork could break, so the
-    plain check, which torch caches, is safe.
-    """
-    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not torch.version.cuda:
-        return
-    try:
-        ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
-        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
-
-
-def _optional(cfg: DictConfig, group: str) -> Any:
-    """Instantiate an optional config group, or None when no choice was made."""
-    node = cfg.get(group)
-    return None if node is None else instantiate(node)
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

@@ -1,0 +1,80 @@
+"""The one place where a composed config becomes a datamodule, a model and a trainer.
+
+Every caller (train.py, the benchmark, the tests) builds through these functions, so a new
+config group is wired in here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import lightning as L
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+from mnistlab.data import MNISTDataModule
+from mnistlab.models import MNISTClassifier
+
+
+class Run(NamedTuple):
+    """What one training run is made of."""
+
+    datamodule: MNISTDataModule
+    model: MNISTClassifier
+    trainer: L.Trainer
+
+
+def compose_config(config_dir: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (),
+                   config_name: str = "train") -> DictConfig:
+    """Compose ``config_name`` from ``config_dir`` with ``overrides`` as the command line would.
+
+    For code that runs outside ``@hydra.main`` (the benchmark, tests); Hydra's global state is
+    reset first, so it can be called any number of times in one process.
+    """
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
+    """The ``data`` group, with the ``augment`` choice applied to its training batches."""
+    return instantiate(cfg.data, augment=_optional(cfg, "augment"))
+
+
+def build_model(cfg: DictConfig) -> MNISTClassifier:
+    """The ``model`` group with its ``optimizer``, ``init`` and ``scheduler`` choices.
+
+    The number of outputs comes from the dataset's class names, so a dataset with other classes
+    needs no change to any model config.
+    """
+    num_classes = len(get_class(cfg.data._target_).classes)
+    return instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
+                       weight_init=instantiate(cfg.init), scheduler=_optional(cfg, "scheduler"),
+                       num_classes=num_classes)
+
+
+def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
+    """The ``trainer`` group with the ``callbacks`` and ``logger`` choices attached.
+
+    ``overrides`` replace trainer arguments (e.g. ``logger=False`` for a quiet evaluation).
+    """
+    callbacks: list[Callback] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers: list[Logger] = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    arguments: dict[str, Any] = {"callbacks": callbacks, "logger": loggers or False} | overrides
+    return instantiate(cfg.trainer, **arguments)
+
+
+def build(cfg: DictConfig) -> Run:
+    """Datamodule, model and trainer of one run, in that order."""
+    return Run(build_datamodule(cfg), build_model(cfg), build_trainer(cfg))
+
+
+def _optional(cfg: DictConfig, group: str) -> Any:
+    """Instantiate an optional config group, or None when no choice was made."""
+    node = cfg.get(group)
+    return None if node is None else instantiate(node)

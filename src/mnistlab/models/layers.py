@@ -1,0 +1,32 @@
+"""The two building blocks the tutorial networks repeat: a conv block and a stack of Linears."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import nn
+
+
+def conv_block(n_in: int, n_out: int, pool_padding: int = 0) -> nn.Sequential:
+    """Conv(3x3, padding 1) -> ReLU -> MaxPool(2): keeps the size, then halves it."""
+    return nn.Sequential(
+        nn.Conv2d(n_in, n_out, kernel_size=3, stride=1, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2, padding=pool_padding),
+    )
+
+
+def dense_stack(n_in: int, sizes: Sequence[int],
+                block: Callable[[int], list[nn.Module]]) -> nn.Sequential:
+    """Linear(previous width -> n) followed by ``block(n)`` for each hidden width n.
+
+    Layers are created in order, so a seeded run draws its initial weights in the order the
+    tutorials drew them.
+    """
+    if not sizes or any(not isinstance(n, int) or n < 1 for n in sizes):
+        raise ValueError(f"model.hidden={list(sizes)} is invalid: it must be a non-empty list of "
+                         "widths >= 1, e.g. model.hidden=[512,256]")
+    layers: list[nn.Module] = []
+    for width_in, width_out in zip([n_in, *sizes], sizes, strict=False):
+        layers += [nn.Linear(width_in, width_out), *block(width_out)]
+    return nn.Sequential(*layers)

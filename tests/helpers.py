@@ -1,0 +1,77 @@
+"""What several test files share: the config composed as train.py composes it, a tiny MNIST
+slice that trains in a blink, and quiet trainers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig
+from torchvision.datasets.mnist import read_image_file, read_label_file
+from torchvision.datasets.utils import calculate_md5
+
+from mnistlab.build import compose_config
+from mnistlab.data import MNISTDataModule
+from mnistlab.data.files import MNIST_FILES, RawFiles
+from mnistlab.data.pypi_copy import write_idx
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+# The tiny set: the first images of each official file, 200 of the training ones for validation.
+TINY_TRAIN, TINY_TEST, TINY_VAL = 2000, 1000, 200
+
+
+def compose(*overrides: str) -> DictConfig:
+    """conf/train.yaml with ``overrides``, as `python train.py <overrides>` composes it."""
+    return compose_config(CONF_DIR, overrides)
+
+
+class TinyMNIST(MNISTDataModule):
+    """The first 2,000 training and 1,000 test images of the real MNIST, and no sources.
+
+    ``write_tiny_mnist`` writes the files and sets ``files`` to their sizes and md5s, so the
+    datamodule verifies them like the real ones and has nowhere to fetch from.
+    """
+
+    files = MNIST_FILES
+    sources = ()
+
+
+class ThreeClasses(MNISTDataModule):
+    """A dataset with three classes, to check that networks size their output from the data."""
+
+    classes = ("a", "b", "c")
+
+
+def write_tiny_mnist(mnist_dir: Path, out: Path) -> Path:
+    """Write slices of the official IDX files into ``out``/MNIST/raw/ and register their md5s."""
+    source, raw = MNIST_FILES.raw_dir(mnist_dir), MNIST_FILES.raw_dir(out)
+    raw.mkdir(parents=True, exist_ok=True)
+    counts = {"train": TINY_TRAIN, "t10k": TINY_TEST}
+    for name in MNIST_FILES.files:
+        count = counts[name.split("-")[0]]
+        read = read_image_file if "images" in name else read_label_file
+        write_idx(raw / name, read(str(source / name))[:count].numpy())
+    TinyMNIST.files = RawFiles(folder="MNIST", files={
+        name: ((raw / name).stat().st_size, calculate_md5(str(raw / name)))
+        for name in MNIST_FILES.files})
+    return out
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    """A CPU trainer with no logger, checkpoints, progress bar or summary."""
+    defaults = {"accelerator": "cpu", "devices": 1, "logger": False,
+                "enable_checkpointing": False, "enable_progress_bar": False,
+                "enable_model_summary": False}
+    return L.Trainer(**(defaults | kwargs))
+
+
+def run_cli(script: str, *args: str, cwd: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    """Run one of the entry points as a user types it, from ``cwd``."""
+    env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=False)

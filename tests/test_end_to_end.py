@@ -1,0 +1,128 @@
+"""The command line as users type it, on the real MNIST files: sweeps, presets, DDP, errors.
+
+Each test starts real processes, so they are marked slow (`make test-fast` leaves them out).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import CONF_DIR, ROOT, run_cli
+
+pytestmark = pytest.mark.slow
+
+# A few real batches per stage: enough to exercise every part of a run.
+SHORT = ["trainer=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+         "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+         "trainer.enable_progress_bar=false"]
+
+
+def test_help_lists_groups_and_choices(tmp_path, data_dir) -> None:
+    result = run_cli("train.py", "--help", cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    for group in ("model", "optimizer", "init", "experiment"):
+        line = next(x for x in result.stdout.splitlines() if x.startswith(f"{group}:"))
+        assert all(path.stem in line for path in (CONF_DIR / group).glob("*.yaml"))
+
+
+def test_command_line_sweep_writes_one_folder_per_job(tmp_path, data_dir) -> None:
+    result = run_cli("train.py", "-m", "model=mlp_sigmoid,mlp_bn", "trainer=debug",
+                     "optimizer=adam,sgd", cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    [sweep] = (tmp_path / "outputs" / "multirun").glob("*/*")
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0", "1", "2", "3"]
+    assert "model=mlp_bn" in (sweep / "3" / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_preset_sweep_with_replicates_makes_the_reproduce_table(tmp_path, data_dir) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli("train.py", "-m", "experiment=tutorial002_mlp_sigmoid,tutorial000_mlp_bn",
+                     "replicate=0,1", *SHORT, "threads=1", f"hydra.sweep.dir={sweep}",
+                     cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((sweep / "1" / "result.json").read_text())
+    assert (saved["experiment"], saved["seed"]) == ("tutorial002_mlp_sigmoid", 43)
+    assert saved["tutorial"] == {"id": "002", "reported": "none (train loss 0.198)",
+                                 "as_run": True}
+    assert saved["parameters"] == 15910 and len(saved["epoch_seconds"]) == 1
+    out = tmp_path / "table"
+    subprocess.run([sys.executable, "-m", "mnistlab.reproduce", str(sweep), "--out", str(out)],
+                   check=True, capture_output=True)
+    table = (out / "results.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| tutorial")]
+    # In the tutorials' order, each with both seeds and a mean ± std.
+    assert [row.split(" | ")[0] for row in rows] == ["| tutorial000_mlp_bn",
+                                                      "| tutorial002_mlp_sigmoid"]
+    assert "| 1, 2 |" in rows[0] and "| 42, 43 |" in rows[1] and "±" in rows[1]
+    assert "| 83.04% (unscaled test pixels) |" in rows[0]
+    assert (out / "results.csv").read_text().startswith("preset,tutorial reported,test acc")
+
+
+def test_a_new_preset_file_joins_make_reproduce_and_its_table(tmp_path, data_dir) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("train.py", "Makefile"):
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(CONF_DIR, project / "conf")
+    (project / "conf" / "experiment" / "zz_wide_sigmoid.yaml").write_text(
+        "# @package _global_\n"
+        "defaults:\n  - override /model: mlp_sigmoid\n"
+        "tutorial:\n  id: '002'\n  reported: 12.34%\n  as_run: false\n"
+        "model:\n  hidden: [40]\n")
+    out = tmp_path / "reproduce"
+    args = " ".join([*SHORT, "trainer.limit_train_batches=8"])
+    result = subprocess.run(
+        ["make", "-o", "install", "reproduce", f"BIN={Path(sys.executable).parent}",
+         f"REPRO_OUT={out}", f"ARGS={args}"],
+        cwd=project, capture_output=True, text=True, check=False,
+        env={"MNISTLAB_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    presets = sorted(p.stem for p in (project / "conf" / "experiment").glob("*.yaml"))
+    table = (out / "results.md").read_text()
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")][2:]
+    assert sorted(row[0].removeprefix("| ") for row in rows) == presets
+    [new] = [row for row in rows if row[0] == "| zz_wide_sigmoid"]
+    assert new[1] == "12.34% (002, same network)" and new[-1] == "31,810 |"
+    # The tutorials' own runs come first, each with the figure its preset file gives.
+    assert [row[0] for row in rows[:6]] == [f"| {p}" for p in presets if p.startswith("tutorial")]
+    assert rows[3][1] == "98.74%"
+
+
+def test_bad_value_inside_a_sweep_stops_that_job_before_training(tmp_path, data_dir) -> None:
+    result = run_cli("train.py", "-m", *SHORT, "model=mlp_sigmoid", "data.batch_size=16,0",
+                     cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode != 0
+    assert "data.batch_size=0 is invalid" in result.stderr
+    [sweep] = (tmp_path / "outputs" / "multirun").glob("*/*")
+    assert list((sweep / "0").rglob("events.out.tfevents.*"))  # the good job kept its logs
+    assert not list((sweep / "1").rglob("events.out.tfevents.*"))
+
+
+def test_command_line_error_leaves_no_run_folder(tmp_path, data_dir) -> None:
+    (tmp_path / "outputs").mkdir()
+    earlier = tmp_path / "outputs" / "earlier-result.txt"
+    earlier.write_text("kept")
+    for bad, message in [("optimizer.lr=-1", "optimizer.lr=-1 is invalid: it must be a number"),
+                         ("data.loader=pil", "data.loader='pil' is invalid: it must be memory")]:
+        result = run_cli("train.py", bad, cwd=tmp_path, data_dir=data_dir)
+        assert result.returncode == 2
+        assert f"Error: {message}" in result.stderr and "Traceback" not in result.stderr
+        assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["earlier-result.txt"]
+    assert earlier.read_text() == "kept"
+
+
+def test_ddp_on_two_cpu_processes_trains_and_reports_once(tmp_path, data_dir) -> None:
+    result = run_cli("train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                     "model=mlp_bn", *SHORT[1:], cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("test accuracy:") + result.stdout.count("test accuracy:") == 1
+    [run] = (tmp_path / "outputs" / "runs").glob("*/*")
+    assert (run / "train_ddp_process_1.log").is_file()  # the second rank wrote into the same run
+    assert list((run / "checkpoints").glob("epoch_*.ckpt"))
