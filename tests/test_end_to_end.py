@@ -6,6 +6,7 @@ Each test starts real processes, so they are marked slow (`make test-fast` leave
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def test_a_new_preset_file_joins_make_reproduce_and_its_table(tmp_path, data_dir
         ["make", "-o", "install", "reproduce", f"BIN={Path(sys.executable).parent}",
          f"REPRO_OUT={out}", f"ARGS={args}"],
         cwd=project, capture_output=True, text=True, check=False,
-        env={"MNISTLAB_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"})
+        env=os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     presets = sorted(p.stem for p in (project / "conf" / "experiment").glob("*.yaml"))
     table = (out / "results.md").read_text()

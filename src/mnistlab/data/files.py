@@ -1,9 +1,10 @@
 """Obtaining the raw IDX files and proving they are the official ones.
 
-torchvision only checks that the files exist; a truncated download would then train on garbage.
-Every file here is checked against the published md5 of its uncompressed bytes, and files from
-any source are verified in a staging folder before an atomic rename puts them in place, so a
-partial file never sits where a later run would take it for a good one.
+torchvision checks the md5 of the archives it downloads, but of files already in place it only
+checks that they exist, so a truncated or altered file would train on garbage. Every file here is
+checked against the published md5 of its uncompressed bytes, and files from any source are
+verified in a staging folder before an atomic rename puts them in place, so a partial file never
+sits where a later run would take it for a good one.
 """
 
 from __future__ import annotations

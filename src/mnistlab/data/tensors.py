@@ -2,8 +2,8 @@
 
 torchvision's MNIST turns every image into a PIL image and back into a tensor, one sample at a
 time; on a small CPU that costs more than training a small MLP. Here the decoded images stay in
-memory as uint8 (about 55 MB for MNIST) and each batch is one indexing operation. Scaling and
-normalisation then run on the whole batch, on the device it trains on (see
+memory as uint8 (47 MB for MNIST's training images) and each batch is one indexing operation.
+Scaling and normalisation then run on the whole batch, on the device it trains on (see
 ``MNISTDataModule.on_after_batch_transfer``).
 """
 

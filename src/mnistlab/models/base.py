@@ -26,7 +26,8 @@ class MNISTClassifier(L.LightningModule):
     partially applied ``torch.optim`` class, completed with the parameters in
     ``configure_optimizers``, so the optimizer config group stays independent of the model.
     ``scheduler`` likewise gets the optimizer and the run's number of optimizer steps, so a
-    schedule follows max_epochs and the batch size without being configured twice.
+    schedule follows the epochs, the batch size and ``limit_train_batches`` (through Lightning's
+    ``estimated_stepping_batches``) without being configured twice.
     ``label_smoothing`` applies to the training loss only; validation and test report plain
     cross-entropy so that runs with and without it compare.
     """
@@ -120,6 +121,6 @@ class MNISTClassifier(L.LightningModule):
             raise ValueError(f"the learning-rate schedule cannot span a run of {total_steps} "
                              f"optimizer steps ({type(err).__name__}: {err}); train for more "
                              "steps (trainer.max_epochs, trainer.limit_train_batches) or drop "
-                             "the schedule with scheduler=null") from err
+                             "the schedule with ~scheduler") from err
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
