@@ -49,11 +49,11 @@ def test_every_model_init_and_optimizer_instantiates() -> None:
             cfg.init = inits[init_name]
         model = build_model(cfg)
         assert isinstance(model, MNISTClassifier)
-        assert isinstance(model.hparams.optimizer, functools.partial)
-        assert isinstance(model.hparams.weight_init, WeightInit)
-        assert model.hparams.weight_init.scheme == cfg.init.scheme
+        assert isinstance(model.optimizer_factory, functools.partial)
+        assert isinstance(model.weight_init, WeightInit)
+        assert model.weight_init.scheme == cfg.init.scheme
         built = model.configure_optimizers()
-        assert isinstance(built, model.hparams.optimizer.func)
+        assert isinstance(built, model.optimizer_factory.func)
         assert built.defaults["lr"] == cfg.optimizer.lr
 
 

@@ -12,11 +12,13 @@ from typing import Any, NamedTuple
 import lightning as L
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
+from mnistlab.checkpoints import checkpoint_info
 from mnistlab.data import MNISTDataModule
 from mnistlab.models import MNISTClassifier
 
@@ -34,16 +36,22 @@ def compose_config(config_dir: str | os.PathLike[str], overrides: list[str] | tu
     """Compose ``config_name`` from ``config_dir`` with ``overrides`` as the command line would.
 
     For code that runs outside ``@hydra.main`` (the benchmark, tests); Hydra's global state is
-    reset first, so it can be called any number of times in one process.
+    reset first, so it can be called any number of times in one process. As in a real run, the
+    Hydra config (the chosen groups, for one) is then available through ``HydraConfig``.
     """
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
+        cfg = compose(config_name=config_name, overrides=list(overrides),
+                      return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
     """The ``data`` group, with the ``augment`` choice applied to its training batches."""
-    return instantiate(cfg.data, augment=_optional(cfg, "augment"))
+    return instantiate(cfg.data, augment=_optional(cfg, "augment"), _convert_="all")
 
 
 def build_model(cfg: DictConfig) -> MNISTClassifier:
@@ -53,9 +61,10 @@ def build_model(cfg: DictConfig) -> MNISTClassifier:
     needs no change to any model config.
     """
     num_classes = len(get_class(cfg.data._target_).classes)
+    # _convert_: plain lists and dicts, so that checkpoints hold no OmegaConf objects.
     return instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
                        weight_init=instantiate(cfg.init), scheduler=_optional(cfg, "scheduler"),
-                       num_classes=num_classes)
+                       num_classes=num_classes, _convert_="all")
 
 
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
@@ -63,15 +72,21 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
 
     ``overrides`` replace trainer arguments (e.g. ``logger=False`` for a quiet evaluation).
     """
-    callbacks: list[Callback] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    # An entry set to null (callbacks.input_images=null) is switched off.
+    callbacks: list[Callback] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()
+                                 if c is not None]
     loggers: list[Logger] = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    if cfg.get("scheduler") is not None and loggers:  # a changing rate is worth a curve
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
     arguments: dict[str, Any] = {"callbacks": callbacks, "logger": loggers or False} | overrides
     return instantiate(cfg.trainer, **arguments)
 
 
 def build(cfg: DictConfig) -> Run:
-    """Datamodule, model and trainer of one run, in that order."""
-    return Run(build_datamodule(cfg), build_model(cfg), build_trainer(cfg))
+    """Datamodule, model and trainer of one run; the model's checkpoints will stand alone."""
+    datamodule, model = build_datamodule(cfg), build_model(cfg)
+    model.checkpoint_info = checkpoint_info(cfg, datamodule)
+    return Run(datamodule, model, build_trainer(cfg))
 
 
 def _optional(cfg: DictConfig, group: str) -> Any:

@@ -1,12 +1,17 @@
-"""Callbacks the default config adds to every run."""
+"""Callbacks the default config adds to every run: timing, and what TensorBoard shows."""
 
 from __future__ import annotations
 
+import re
 import time
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 
 class EpochTimer(Callback):
@@ -40,3 +45,97 @@ class EpochTimer(Callback):
         seconds = self._now(pl_module) - self._start - self._validation
         self.seconds.append(seconds)
         pl_module.log("time/epoch_s", seconds, on_epoch=True)
+
+
+def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
+    return [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+
+
+class InputImages(Callback):
+    """A labelled grid of the first training batch, as the network sees it (augmented).
+
+    Shows at a glance whether augmentation and scaling do what was meant. Normalisation is
+    undone for display only.
+    """
+
+    def __init__(self, count: int = 32) -> None:
+        self.count = count
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        if trainer.current_epoch or batch_idx or not self.count or not _tensorboards(trainer):
+            return
+        if trainer.global_rank != 0:
+            return
+        from mnistlab.figures import digit_grid
+
+        images, labels = batch
+        datamodule = trainer.datamodule
+        pixels = datamodule.to_pixels(images[:self.count].detach())
+        titles = [datamodule.classes[int(label)] for label in labels[:self.count]]
+        for logger in _tensorboards(trainer):
+            logger.experiment.add_figure("images/train_inputs", digit_grid(pixels, titles),
+                                         global_step=trainer.global_step)
+
+
+class TestReport(Callback):
+    """After testing: misclassified digits, the confusion matrix and per-class accuracy.
+
+    Misclassified images are titled true -> predicted; the confusion matrix is torchmetrics'
+    own (synced across processes) and its plot; per-class accuracies are logged as scalars
+    ``<stage>/acc_class/<class>``. Each part can be switched off.
+    """
+
+    def __init__(self, misclassified: int = 32, confusion_matrix: bool = True,
+                 per_class: bool = True) -> None:
+        self.misclassified = misclassified
+        self.confusion_matrix = confusion_matrix
+        self.per_class = per_class
+        self._matrix: MulticlassConfusionMatrix | None = None
+        self._wrong: list[tuple[Tensor, int, int]] = []
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        classes = len(trainer.datamodule.classes)
+        self._matrix = MulticlassConfusionMatrix(classes, validate_args=False).to(
+            pl_module.device)
+        self._wrong = []
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                          batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        images, labels = batch
+        predicted = outputs["logits"].argmax(dim=1)
+        self._matrix.update(predicted, labels)
+        missing = self.misclassified - len(self._wrong)
+        if missing > 0:
+            wrong = (predicted != labels).nonzero().flatten()[:missing]
+            self._wrong += [(images[i].detach().cpu(), int(labels[i]), int(predicted[i]))
+                            for i in wrong]
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        matrix = self._matrix.compute()
+        classes = list(trainer.datamodule.classes)
+        stage = getattr(pl_module, "test_prefix", "test")
+        if self.per_class:
+            correct = matrix.diag().float() / matrix.sum(dim=1).clamp(min=1)
+            pl_module.log_dict({f"{stage}/acc_class/{_tag(name)}": value
+                                for name, value in zip(classes, correct, strict=True)})
+        if trainer.global_rank != 0 or not _tensorboards(trainer):
+            return
+        step = trainer.global_step
+        for logger in _tensorboards(trainer):
+            if self.confusion_matrix:
+                figure, _ = self._matrix.plot(val=matrix.cpu(), labels=classes)
+                figure.set_size_inches(7, 7)
+                logger.experiment.add_figure(f"figures/{stage}_confusion_matrix", figure, step)
+            if self._wrong:
+                from mnistlab.figures import digit_grid
+
+                images = trainer.datamodule.to_pixels(torch.stack([w[0] for w in self._wrong]))
+                titles = [f"{classes[true]} -> {classes[guess]}" for _, true, guess in self._wrong]
+                logger.experiment.add_figure(f"images/{stage}_misclassified",
+                                             digit_grid(images, titles), step)
+
+
+def _tag(name: str) -> str:
+    """A class name as a TensorBoard tag part ("T-shirt/top" -> "T-shirt_top")."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from mnistlab.build import build
 from mnistlab.callbacks import EpochTimer
 from mnistlab.config import check_config
+from mnistlab.hparams import hparams_entry, write_hparams
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class RunResult:
     seconds: float
     epoch_seconds: list[float]
     parameters: int
+    epochs: int
+    run_dir: str
 
     def metric(self, name: str) -> float:
         """The value a sweep optimises; a missing name is a config mistake, so fail loudly."""
@@ -62,26 +65,28 @@ def _train(cfg: DictConfig) -> RunResult:
     L.seed_everything(cfg.seed + cfg.get("replicate", 0), workers=True)
     datamodule, model, trainer = build(cfg)
     for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # hparams.yaml
+        if isinstance(logger, TensorBoardLogger):
+            write_hparams(logger, hparams_entry(cfg))
 
-    # Checkpoints hold the optimizer factory and init scheme, so they are full pickles, not
-    # weights only; they are this project's own files.
+    # Checkpoints are plain data (mnistlab.checkpoints): loading them runs no code.
     trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
-                weights_only=False)
+                weights_only=True)
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     best = _best_checkpoint(trainer)
     if best is None:
         log.warning("no checkpoint was saved (fast_dev_run or no ModelCheckpoint); testing the "
                     "weights from the end of training")
-    trainer.test(model=model, datamodule=datamodule, ckpt_path=best, weights_only=False)
+    trainer.test(model=model, datamodule=datamodule, ckpt_path=best, weights_only=True)
     metrics = fit_metrics | {k: float(v) for k, v in trainer.callback_metrics.items()}
     tensorboard_dirs = [lg.log_dir for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
     timers = [cb for cb in trainer.callbacks if isinstance(cb, EpochTimer)]
     return RunResult(metrics=metrics, best_checkpoint=best, tensorboard_dirs=tensorboard_dirs,
                      seconds=time.perf_counter() - start,
                      epoch_seconds=timers[0].seconds if timers else [],
-                     parameters=sum(p.numel() for p in model.parameters()))
+                     parameters=sum(p.numel() for p in model.parameters()),
+                     epochs=trainer.current_epoch, run_dir=str(cfg.paths.output_dir))
 
 
 def save_result(result: RunResult, path: str | os.PathLike[str], **extra: object) -> None:
@@ -98,11 +103,21 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
 
 @rank_zero_only  # under DDP every process runs train.py; one report is enough
 def report(result: RunResult) -> None:
-    """Tell the user the test accuracy, the checkpoint and how to look at the curves."""
-    if "test/acc" in result.metrics:
-        log.info("test accuracy: %.2f%% (%.0f s for training and testing)",
-                 100 * result.metrics["test/acc"], result.seconds)
-    if result.best_checkpoint:
-        log.info("best checkpoint: %s", result.best_checkpoint)
-    for log_dir in result.tensorboard_dirs:
-        log.info("view the curves: tensorboard --logdir %s", os.path.normpath(log_dir))
+    """Tell the user what the run achieved, where it is, and how to look at it."""
+    metrics = result.metrics
+
+    def percent(key: str) -> str:
+        return f"{100 * metrics[key]:.2f}%" if key in metrics else "-"
+
+    minutes, seconds = divmod(round(result.seconds), 60)
+    lines = [
+        f"best val acc   {percent('val/acc_best')}",
+        f"test acc       {percent('test/acc')} (the best checkpoint on the test set)",
+        f"epochs         {result.epochs}",
+        f"time           {minutes} min {seconds} s (training and testing)",
+        f"checkpoint     {result.best_checkpoint or '- (none saved)'}",
+        f"run folder     {os.path.normpath(result.run_dir)}",
+    ]
+    lines += [f"curves         tensorboard --logdir {os.path.normpath(log_dir)}"
+              for log_dir in result.tensorboard_dirs]
+    log.info("summary\n  %s", "\n  ".join(lines))

@@ -145,6 +145,12 @@ class MNISTDataModule(L.LightningDataModule):
             images = images.sub(mean).div_(std)
         return images
 
+    def to_pixels(self, images: Tensor) -> Tensor:
+        """Network input back to [0, 1] pixels, for pictures: undoes the normalisation."""
+        if not self.hparams.normalize:
+            return images
+        return images * self.std + self.mean
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
         images, labels = batch
         training = self.trainer is not None and self.trainer.training

@@ -25,6 +25,9 @@ class MNISTClassifier(L.LightningModule):
     layers must exist before they can be initialised) and defines ``forward``. ``optimizer`` is a
     partially applied ``torch.optim`` class, completed with the parameters in
     ``configure_optimizers``, so the optimizer config group stays independent of the model.
+    Optimizer, init and schedule are not hyperparameters of the saved network: checkpoints keep
+    the network's own arguments, plus ``checkpoint_info`` (the run's config as plain data, the
+    normalisation and class names; see ``mnistlab.checkpoints``), so they load as plain data.
     ``scheduler`` likewise gets the optimizer and the run's number of optimizer steps, so a
     schedule follows the epochs, the batch size and ``limit_train_batches`` (through Lightning's
     ``estimated_stepping_batches``) without being configured twice.
@@ -37,9 +40,16 @@ class MNISTClassifier(L.LightningModule):
                  scheduler: SchedulerFactory | None = None,
                  label_smoothing: float = 0.0) -> None:
         super().__init__()
-        # Keeps every constructor argument (also the subclass's) in the checkpoint, so
+        # Keeps the network's constructor arguments (also the subclass's) in the checkpoint, so
         # load_from_checkpoint rebuilds the same network without the Hydra config.
-        self.save_hyperparameters(logger=False)
+        self.save_hyperparameters(logger=False, ignore=["optimizer", "weight_init", "scheduler"])
+        self.optimizer_factory, self.weight_init, self.scheduler_factory = (optimizer, weight_init,
+                                                                            scheduler)
+        # Written into every checkpoint under "mnistlab" (build() sets it for a training run).
+        self.checkpoint_info: dict[str, Any] | None = None
+        # The stage name test metrics are logged under; evaluation of the validation split
+        # sets "val" so its numbers are not mistaken for test numbers.
+        self.test_prefix = "test"
         self.train_criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.criterion = nn.CrossEntropyLoss()
         # Metrics are only updated per step and computed once per epoch: a metric's forward()
@@ -59,8 +69,8 @@ class MNISTClassifier(L.LightningModule):
 
     def init_weights(self) -> None:
         """Apply the configured initialisation scheme to this network's layers."""
-        if self.hparams.weight_init is not None:
-            self.hparams.weight_init(self)
+        if self.weight_init is not None:
+            self.weight_init(self)
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric,
                      accuracy: MulticlassAccuracy, criterion: nn.Module | None = None) -> Tensor:
@@ -92,35 +102,48 @@ class MNISTClassifier(L.LightningModule):
         self.val_acc_best(accuracy)
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, self.test_loss, self.test_acc)
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """Returns the logits, for callbacks that report on the predictions (figures, images)."""
+        images, labels = batch
+        logits = self(images)
+        self.test_loss.update(self.criterion(logits, labels))
+        self.test_acc.update(logits.argmax(dim=1), labels)
+        return {"logits": logits}
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch("test", self.test_loss, self.test_acc)
+        self._log_epoch(self.test_prefix, self.test_loss, self.test_acc)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.checkpoint_info is not None:
+            checkpoint["mnistlab"] = self.checkpoint_info
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.checkpoint_info = checkpoint.get("mnistlab", self.checkpoint_info)
 
     def _log_epoch(self, stage: str, loss: MeanMetric, accuracy: MulticlassAccuracy) -> Tensor:
         """Log the epoch's mean loss and accuracy (synced over processes), then reset both."""
         values = {f"{stage}/loss": loss.compute(), f"{stage}/acc": accuracy.compute()}
-        self.log_dict(values, prog_bar=stage != "test")
+        self.log_dict(values, prog_bar=stage == "train" or not self.trainer.testing)
         loss.reset()
         accuracy.reset()
         return values[f"{stage}/acc"]
 
     def configure_optimizers(self) -> Any:
-        if self.hparams.optimizer is None:
+        if self.optimizer_factory is None:
             raise ValueError(f"{type(self).__name__} was built without an optimizer; pass "
                              "optimizer=functools.partial(torch.optim.Adam, lr=1e-3) or pick "
                              "one with optimizer=<name> on the command line")
-        optimizer = self.hparams.optimizer(params=self.parameters())
-        if self.hparams.scheduler is None:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
         try:
-            scheduler = self.hparams.scheduler(optimizer, total_steps=total_steps)
+            scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
         except (ZeroDivisionError, ValueError) as err:  # e.g. one-cycle phases of zero steps
             raise ValueError(f"the learning-rate schedule cannot span a run of {total_steps} "
                              f"optimizer steps ({type(err).__name__}: {err}); train for more "
                              "steps (trainer.max_epochs, trainer.limit_train_batches) or drop "
                              "the schedule with ~scheduler") from err
+        # "name" is the tag Lightning's LearningRateMonitor logs the rate under.
         return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"}}
