@@ -44,6 +44,9 @@ def make_cfg(tmp_path: Path, tiny_dir: Path) -> Callable[..., DictConfig]:
                  "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
                  "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false",
                  "callbacks.model_summary.max_depth=0", "data._target_=tests.helpers.TinyMNIST",
+                 # Figures take a second each; the dashboard tests switch them back on.
+                 "callbacks.input_images=null", "callbacks.test_report.misclassified=0",
+                 "callbacks.test_report.confusion_matrix=false",
                  f"data.val_size={TINY_VAL}", "data.eval_batch_size=100"]
     runs = itertools.count()
 

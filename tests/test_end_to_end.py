@@ -13,15 +13,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from tests.helpers import CONF_DIR, ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
-# A few real batches per stage: enough to exercise every part of a run.
+# A few real batches per stage: enough to exercise every part of a run (the figures, which
+# take a second each, are tested in test_dashboards.py).
 SHORT = ["trainer=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
          "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-         "trainer.enable_progress_bar=false"]
+         "trainer.enable_progress_bar=false", "callbacks.input_images=null",
+         "callbacks.test_report=null"]
 
 
 def test_help_lists_groups_and_choices(tmp_path, data_dir) -> None:
@@ -32,14 +35,24 @@ def test_help_lists_groups_and_choices(tmp_path, data_dir) -> None:
         assert all(path.stem in line for path in (CONF_DIR / group).glob("*.yaml"))
 
 
-def test_command_line_sweep_writes_one_folder_per_job(tmp_path, data_dir) -> None:
-    result = run_cli("train.py", "-m", "model=mlp_sigmoid,mlp_bn", "trainer=debug",
-                     "optimizer=adam,sgd", cwd=tmp_path, data_dir=data_dir)
+def test_sweep_jobs_are_named_by_what_differs_in_folders_and_tensorboard(tmp_path,
+                                                                         data_dir) -> None:
+    result = run_cli("train.py", "-m", "model=mlp_sigmoid,mlp_bn", *SHORT, "optimizer=adam,sgd",
+                     cwd=tmp_path, data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     [sweep] = (tmp_path / "outputs" / "multirun").glob("*/*")
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert jobs == ["0", "1", "2", "3"]
-    assert "model=mlp_bn" in (sweep / "3" / ".hydra" / "overrides.yaml").read_text()
+    assert jobs == ["0_model=mlp_sigmoid,optimizer=adam", "1_model=mlp_sigmoid,optimizer=sgd",
+                    "2_model=mlp_bn,optimizer=adam", "3_model=mlp_bn,optimizer=sgd"]
+    assert "model=mlp_bn" in (sweep / jobs[3] / ".hydra" / "overrides.yaml").read_text()
+    # `tensorboard --logdir <sweep>` lists each run by its folder, with an HPARAMS entry.
+    runs = EventMultiplexer().AddRunsFromDirectory(str(sweep))
+    runs.Reload()
+    assert sorted(runs.Runs()) == [f"{job}/tensorboard" for job in jobs]
+    for name, tags in runs.Runs().items():
+        assert "_hparams_/session_start_info" in runs.GetAccumulator(name).PluginTagToContent(
+            "hparams"), name
+        assert "test/acc" in tags["scalars"]
 
 
 def test_preset_sweep_with_replicates_makes_the_reproduce_table(tmp_path, data_dir) -> None:
@@ -48,7 +61,12 @@ def test_preset_sweep_with_replicates_makes_the_reproduce_table(tmp_path, data_d
                      "replicate=0,1", *SHORT, "threads=1", f"hydra.sweep.dir={sweep}",
                      cwd=tmp_path, data_dir=data_dir)
     assert result.returncode == 0, result.stderr
-    saved = json.loads((sweep / "1" / "result.json").read_text())
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0_experiment=tutorial002_mlp_sigmoid,replicate=0",
+                    "1_experiment=tutorial002_mlp_sigmoid,replicate=1",
+                    "2_experiment=tutorial000_mlp_bn,replicate=0",
+                    "3_experiment=tutorial000_mlp_bn,replicate=1"]
+    saved = json.loads((sweep / jobs[1] / "result.json").read_text())
     assert (saved["experiment"], saved["seed"]) == ("tutorial002_mlp_sigmoid", 43)
     assert saved["tutorial"] == {"id": "002", "reported": "none (train loss 0.198)",
                                  "as_run": True}
@@ -102,8 +120,9 @@ def test_bad_value_inside_a_sweep_stops_that_job_before_training(tmp_path, data_
     assert result.returncode != 0
     assert "data.batch_size=0 is invalid" in result.stderr
     [sweep] = (tmp_path / "outputs" / "multirun").glob("*/*")
-    assert list((sweep / "0").rglob("events.out.tfevents.*"))  # the good job kept its logs
-    assert not list((sweep / "1").rglob("events.out.tfevents.*"))
+    good, bad = sweep / "0_data.batch_size=16", sweep / "1_data.batch_size=0"
+    assert list(good.rglob("events.out.tfevents.*"))  # the good job kept its logs
+    assert bad.is_dir() and not list(bad.rglob("events.out.tfevents.*"))
 
 
 def test_command_line_error_leaves_no_run_folder(tmp_path, data_dir) -> None:
@@ -123,7 +142,27 @@ def test_ddp_on_two_cpu_processes_trains_and_reports_once(tmp_path, data_dir) ->
     result = run_cli("train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
                      "model=mlp_bn", *SHORT[1:], cwd=tmp_path, data_dir=data_dir)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("test accuracy:") + result.stdout.count("test accuracy:") == 1
+    assert (result.stderr + result.stdout).count("test acc       ") == 1  # one summary
     [run] = (tmp_path / "outputs" / "runs").glob("*/*")
     assert (run / "train_ddp_process_1.log").is_file()  # the second rank wrote into the same run
     assert list((run / "checkpoints").glob("epoch_*.ckpt"))
+
+
+def test_eval_reproduces_a_training_runs_test_accuracy(tmp_path, data_dir) -> None:
+    trained = run_cli("train.py", "model=mlp_bn", *SHORT, "trainer.limit_test_batches=null",
+                      "hydra.run.dir=trained", cwd=tmp_path, data_dir=data_dir)
+    assert trained.returncode == 0, trained.stderr
+    summary = json.loads((tmp_path / "trained" / "result.json").read_text())
+    assert f"run folder     {tmp_path / 'trained'}" in trained.stderr + trained.stdout
+    evaluated = run_cli("eval.py", f"ckpt_path={summary['best_checkpoint']}", "trainer=cpu",
+                        "hydra.run.dir=evaluated", cwd=tmp_path, data_dir=data_dir)
+    assert evaluated.returncode == 0, evaluated.stderr
+    result = json.loads((tmp_path / "evaluated" / "result.json").read_text())
+    assert result["images"] == 10000
+    assert result["metrics"]["test/acc"] == summary["metrics"]["test/acc"]
+    assert (f"test accuracy: {100 * summary['metrics']['test/acc']:.2f}% on 10000 images"
+            in evaluated.stdout + evaluated.stderr)
+    tags = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "evaluated"))
+    tags.Reload()
+    [(_, run)] = tags.Runs().items()
+    assert {"figures/test_confusion_matrix", "images/test_misclassified"} <= set(run["images"])

@@ -32,7 +32,7 @@ def test_run_tests_the_best_checkpoint_and_logs_to_tensorboard(make_cfg) -> None
         round(result.metrics["test/acc"] * TINY_TEST), abs=1e-3)
     best = Path(result.best_checkpoint)
     assert best.parent == out / "checkpoints" and (out / "checkpoints" / "last.ckpt").is_file()
-    checkpoint = torch.load(best, weights_only=False)
+    checkpoint = torch.load(best, weights_only=True)
     # The best checkpoint is the epoch with the highest validation accuracy, and it is tested.
     logged = scalars(out / "tensorboard")
     val_acc = [value for _, value in logged["val/acc"]]
@@ -40,11 +40,11 @@ def test_run_tests_the_best_checkpoint_and_logs_to_tensorboard(make_cfg) -> None
     assert logged["test/acc"][0][1] == pytest.approx(result.metrics["test/acc"])
     assert logged["val/acc_best"][-1][1] == pytest.approx(max(val_acc))
     assert set(logged) == {"train/loss", "train/acc", "train/loss_step", "val/loss", "val/acc",
-                           "val/acc_best", "test/loss", "test/acc", "time/epoch_s", "epoch"}
+                           "val/acc_best", "test/loss", "test/acc", "time/epoch_s", "epoch",
+                           *(f"test/acc_class/{digit}" for digit in range(10))}
     assert result.tensorboard_dirs == [str(out / "tensorboard") + os.sep]
     assert checkpoint["hyper_parameters"]["hidden"] == [32, 32]
-    assert isinstance(MLPBatchNorm.load_from_checkpoint(best, weights_only=False),
-                      MLPBatchNorm)
+    assert isinstance(MLPBatchNorm.load_from_checkpoint(best, weights_only=True), MLPBatchNorm)
     assert result.metric("val/acc_best") == result.metrics["val/acc_best"]
     with pytest.raises(KeyError, match="optimized_metric='val/f1' was never logged"):
         result.metric("val/f1")
@@ -83,7 +83,7 @@ def test_resumed_run_keeps_its_best_validation_accuracy(make_cfg) -> None:
     first_cfg = make_cfg("model=mlp_bn", "logger=csv")
     first = train(first_cfg)
     last = Path(first_cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    state = torch.load(last, weights_only=False)["state_dict"]
+    state = torch.load(last, weights_only=True)["state_dict"]
     assert state["val_acc_best.max_value"].item() == pytest.approx(first.metrics["val/acc_best"])
     resumed = train(make_cfg("model=mlp_bn", "logger=csv", "trainer.max_epochs=2",
                              f"ckpt_path={last}"))

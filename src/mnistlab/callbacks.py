@@ -78,7 +78,7 @@ class InputImages(Callback):
                                          global_step=trainer.global_step)
 
 
-class TestReport(Callback):
+class EvaluationReport(Callback):
     """After testing: misclassified digits, the confusion matrix and per-class accuracy.
 
     Misclassified images are titled true -> predicted; the confusion matrix is torchmetrics'

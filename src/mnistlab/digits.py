@@ -82,12 +82,12 @@ def prepare_digit(image: Image.Image) -> torch.Tensor:
     boxed = np.asarray(Image.fromarray(ink.astype(np.float32), mode="F").resize(
         size, Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR))
     boxed = np.clip(boxed, 0, 1)
-    # Place so that the centre of mass lands on the image centre, as MNIST's digits were.
+    # Place the centre of mass at the image centre, as in MNIST (pixel index 14, 14 there).
     total = boxed.sum()
     ys, xs = np.indices(boxed.shape)
     centre_y, centre_x = (ys * boxed).sum() / total, (xs * boxed).sum() / total
-    top = round(float(SIDE / 2 - centre_y - 0.5))
-    left = round(float(SIDE / 2 - centre_x - 0.5))
+    top = round(float(SIDE / 2 - centre_y))
+    left = round(float(SIDE / 2 - centre_x))
     top = min(max(top, 0), SIDE - boxed.shape[0])
     left = min(max(left, 0), SIDE - boxed.shape[1])
     digit = np.zeros((SIDE, SIDE), dtype=np.float32)
