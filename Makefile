@@ -18,7 +18,7 @@ REPRO_OUT ?= outputs/reproduce
 REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 REPRO_DIR ?= $(REPRO_OUT)/runs/$(REPRO_STAMP)
 
-.PHONY: install data train test test-fast lint bench reproduce clean
+.PHONY: install data train test test-fast lint bench reproduce screenshots clean
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,11 @@ reproduce: install
 		trainer.enable_progress_bar=false $(ARGS)
 	$(BIN)/python -m mnistlab.reproduce $(REPRO_DIR) --out $(REPRO_OUT) \
 		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS)"
+
+# The README's TensorBoard pictures: a small sweep, a real tensorboard, headless Chromium
+# (apt-get install chromium); writes docs/tensorboard_*.png.
+screenshots: install
+	$(BIN)/python docs/screenshots.py
 
 lint: install
 	$(BIN)/ruff check .

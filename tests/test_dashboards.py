@@ -27,8 +27,9 @@ def events(run_dir: str) -> EventAccumulator:
     return accumulator
 
 
-def hparams_entry(accumulator: EventAccumulator) -> tuple[list[str], dict[str, object]]:
-    """The metric tags the HPARAMS entry declares and the values of its hyperparameters."""
+def hparams_entry(accumulator: EventAccumulator
+                  ) -> tuple[list[str], dict[str, object], set[str]]:
+    """The HPARAMS entry's metric tags, hyperparameter values, and those marked as varied."""
     content = accumulator.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/experiment"]).experiment
@@ -36,7 +37,8 @@ def hparams_entry(accumulator: EventAccumulator) -> tuple[list[str], dict[str, o
         content["_hparams_/session_start_info"]).session_start_info
     values = {name: value.string_value or value.number_value
               for name, value in start.hparams.items()}
-    return [m.name.tag for m in experiment.metric_infos], values
+    differs = {info.name for info in experiment.hparam_infos if info.differs}
+    return [m.name.tag for m in experiment.metric_infos], values, differs
 
 
 def test_a_run_shows_hparams_learning_rate_images_and_per_class_accuracy(make_cfg,
@@ -45,8 +47,10 @@ def test_a_run_shows_hparams_learning_rate_images_and_per_class_accuracy(make_cf
                    "trainer.max_epochs=2", *FIGURES_ON)
     result = train(cfg)
     accumulator = events(cfg.paths.output_dir)
-    metrics, values = hparams_entry(accumulator)
+    metrics, values, differs = hparams_entry(accumulator)
     assert metrics == list(METRICS)
+    # What the command line set comes first in TensorBoard's table.
+    assert differs == {"model", "scheduler", "lr", "max_epochs"}
     assert {k: values[k] for k in ("model", "optimizer", "scheduler", "init", "augment",
                                    "preset", "lr", "batch_size", "max_epochs", "seed")} == {
         "model": "mlp_sigmoid", "optimizer": "adam", "scheduler": "onecycle",
