@@ -45,7 +45,8 @@ def wait_for(url: str, seconds: float = 60) -> None:
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"tensorboard did not answer at {url} within {seconds} s")
+                raise RuntimeError(f"tensorboard did not answer at {url} within {seconds} s"
+                                   ) from None
             time.sleep(0.5)
 
 
