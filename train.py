@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -13,20 +15,37 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.cuda_check import skip_failing_nvml_check
+from mnistlab.stopping import RunInterrupted, RunStopped
 from mnistlab.training import report, save_result, train
+
+log = logging.getLogger("train")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except RunStopped as err:
+        if rank_zero_only.rank == 0 and getattr(err, "result", None) is not None:
+            _save(cfg, err.result, status=err.status, error=str(err))
+        log.error("%s", err)
+        if isinstance(err, RunInterrupted) and err.checkpoint:
+            kept = [arg for arg in sys.argv if not arg.startswith("ckpt_path=")]
+            resume = " ".join(["python", *kept, f"ckpt_path={err.checkpoint}"])
+            log.error("resume with: %s", resume)
+        raise SystemExit(err.exit_code) from None
     report(result)
     if rank_zero_only.rank == 0:
-        tutorial = cfg.get("tutorial")
-        save_result(result, Path(cfg.paths.output_dir) / "result.json",
-                    experiment=HydraConfig.get().runtime.choices.get("experiment"),
-                    tutorial=OmegaConf.to_container(tutorial) if tutorial else None,
-                    seed=cfg.seed + cfg.replicate)
+        _save(cfg, result, status="completed")
     return result.metric(cfg.optimized_metric)
+
+
+def _save(cfg: DictConfig, result: object, **extra: object) -> None:
+    tutorial = cfg.get("tutorial")
+    save_result(result, Path(cfg.paths.output_dir) / "result.json",
+                experiment=HydraConfig.get().runtime.choices.get("experiment"),
+                tutorial=OmegaConf.to_container(tutorial) if tutorial else None,
+                seed=cfg.seed + cfg.replicate, **extra)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,8 @@ def test_command_line_error_leaves_no_run_folder(tmp_path, data_dir) -> None:
     (tmp_path / "outputs").mkdir()
     earlier = tmp_path / "outputs" / "earlier-result.txt"
     earlier.write_text("kept")
-    for bad, message in [("optimizer.lr=-1", "optimizer.lr=-1 is invalid: it must be a number"),
+    for bad, message in [("optimizer.lr=-1",
+                          "optimizer.lr=-1 is invalid: it must be a finite number > 0"),
                          ("data.loader=pil", "data.loader='pil' is invalid: it must be memory")]:
         result = run_cli("train.py", bad, cwd=tmp_path, data_dir=data_dir)
         assert result.returncode == 2

@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, open_dict
 
-from mnistlab.checkpoints import checkpoint_info
+from mnistlab.checkpoints import AtomicCheckpointIO, checkpoint_info
 from mnistlab.data import MNISTDataModule
 from mnistlab.models import MNISTClassifier
 
@@ -78,7 +78,9 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     loggers: list[Logger] = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     if cfg.get("scheduler") is not None and loggers:  # a changing rate is worth a curve
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    arguments: dict[str, Any] = {"callbacks": callbacks, "logger": loggers or False} | overrides
+    # Checkpoints are written under a temporary name and renamed: never a half-written file.
+    arguments: dict[str, Any] = {"callbacks": callbacks, "logger": loggers or False,
+                                 "plugins": [AtomicCheckpointIO()]} | overrides
     return instantiate(cfg.trainer, **arguments)
 
 

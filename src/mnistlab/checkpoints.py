@@ -9,11 +9,14 @@ from the file. ``load_model`` rebuilds the network from the config in the file a
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.data import MNISTDataModule
@@ -24,8 +27,10 @@ FORMAT = 1
 
 def checkpoint_info(cfg: DictConfig, datamodule: MNISTDataModule) -> dict[str, Any]:
     """What a checkpoint of this run must carry to be used on its own, as plain data."""
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     return {
         "format": FORMAT,
+        "model": choices.get("model"),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "classes": list(datamodule.classes),
         "normalize": bool(datamodule.hparams.normalize),
@@ -53,20 +58,73 @@ class LoadedModel:
         return (images - self.mean) / self.std
 
 
+class CheckpointError(ValueError):
+    """A file that is not a usable checkpoint; the message says what it is, in one line."""
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The checkpoint's contents, loaded as plain data (no code from the file runs)."""
     return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+def inspect_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint's ``mnistlab`` entry, or a CheckpointError saying what the file is."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"is a folder; pass a checkpoint file in it, e.g. "
+                              f"{path / 'checkpoints' / 'last.ckpt'}")
+    if not path.exists():
+        raise CheckpointError("no such file")
+    if path.stat().st_size == 0:
+        raise CheckpointError("is empty (0 bytes), not a checkpoint")
+    try:
+        checkpoint = read_checkpoint(path)
+    except pickle.UnpicklingError as err:
+        if "global" in str(err).lower():  # a class or function to import: code to run
+            raise CheckpointError(
+                "holds pickled Python objects, so it was not loaded (loading could run code "
+                "from it); only checkpoints written by this version of train.py load") from None
+        raise CheckpointError("is not a readable checkpoint (truncated, or not a PyTorch file: "
+                              "not a pickle of plain data)") from None
+    except Exception as err:  # the unpickler fails in many ways on bytes that are not one
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"is not a readable checkpoint (truncated, or not a PyTorch "
+                              f"file: {first[:120]})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError("is a PyTorch file but not a training checkpoint (no state_dict)")
+    if "mnistlab" not in checkpoint:
+        raise CheckpointError("was not written by this version of train.py (no 'mnistlab' "
+                              "entry with its config, classes and normalisation)")
+    return checkpoint["mnistlab"]
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint under a temporary name, then rename it into place.
+
+    A run killed or out of disk space mid-write leaves the previous checkpoint whole, never a
+    truncated file under the real name.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike[str],
+                        storage_options: Any | None = None) -> None:
+        path = Path(path)
+        partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        try:
+            super().save_checkpoint(checkpoint, partial, storage_options)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     """Rebuild the network of a training checkpoint from the config stored in it."""
     from mnistlab.build import build_model  # build imports this module's users
 
+    try:
+        info = inspect_checkpoint(path)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path} {err}") from None
     checkpoint = read_checkpoint(path)
-    info = checkpoint.get("mnistlab")
-    if not info:
-        raise ValueError(f"{path} holds no 'mnistlab' entry (config, classes, normalisation): it "
-                         "was not written by this version of train.py")
     config = OmegaConf.create(info["config"])
     model = build_model(config)
     model.load_state_dict(checkpoint["state_dict"])

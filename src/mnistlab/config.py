@@ -6,6 +6,8 @@ loggers and the data download have started, and with messages that do not name t
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +49,13 @@ def _is_widths(value: Any) -> bool:
 
 
 RULES = (
-    Rule("optimizer.lr", lambda v: _is_number(v) and v > 0, "a number > 0", "optimizer.lr=0.001"),
+    Rule("seed", lambda v: _is_int(v) and v >= 0, "an integer >= 0", "seed=42"),
+    Rule("optimizer.lr", lambda v: _is_number(v) and math.isfinite(v) and v > 0,
+         "a finite number > 0", "optimizer.lr=0.001"),
+    Rule("optimizer.weight_decay", lambda v: _is_number(v) and math.isfinite(v) and v >= 0,
+         "a finite number >= 0", "optimizer.weight_decay=0.0001"),
+    Rule("data.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0",
+         "data.num_workers=0"),
     Rule("data.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1",
          "data.batch_size=64"),
     Rule("data.eval_batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1",
@@ -72,16 +80,27 @@ RULES = (
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first value that cannot work; absent keys are not checked."""
+    """Raise ConfigError for the first value that cannot work; absent keys are not checked.
+
+    Single values first (``RULES``), then what depends on several keys, the machine or a file
+    (``mnistlab.checks``).
+    """
     for rule in RULES:
         value = OmegaConf.select(cfg, rule.key, default=None)
         if value is not None and not rule.ok(value):
             raise ConfigError(f"{rule.key}={value!r} is invalid: it must be {rule.requirement}. "
                               f"Fix: override it, e.g. `python train.py {rule.example}`.")
+    from mnistlab.checks import CHECKS  # they use this module's ConfigError
+
+    for check in CHECKS:
+        check(cfg)
 
 
 class CheckConfigOnRunStart(Callback):
     """Runs ``check_config`` before Hydra creates any run or sweep folder.
+
+    A run folder fixed with ``hydra.run.dir`` is also claimed here (``mnistlab.run_folder``),
+    before Hydra writes its config into it, and released when the run ends.
 
     Hydra turns exceptions raised in callbacks into warnings and carries on, so a bad value ends
     the program here with exit status 2, the usual status for a bad command line. In a sweep only
@@ -91,6 +110,23 @@ class CheckConfigOnRunStart(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check_or_exit(config)
+        from mnistlab.run_folder import claim, explicit_run_dir
+
+        folder = explicit_run_dir(config)
+        # Lightning starts the other DDP ranks with hydra.run.dir set to rank 0's folder.
+        if folder is not None and os.environ.get("LOCAL_RANK", "0") == "0":
+            try:
+                claim(folder, config.get("ckpt_path"))
+            except ConfigError as err:
+                print(f"Error: {err}", file=sys.stderr)
+                raise SystemExit(2) from None
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mnistlab.run_folder import explicit_run_dir, release
+
+        folder = explicit_run_dir(config)
+        if folder is not None and os.environ.get("LOCAL_RANK", "0") == "0":
+            release(folder)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check_or_exit(config)

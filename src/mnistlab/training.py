@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ from mnistlab.build import build
 from mnistlab.callbacks import EpochTimer
 from mnistlab.config import check_config
 from mnistlab.hparams import hparams_entry, write_hparams
+from mnistlab.stopping import RunStopped, SignalCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +71,17 @@ def _train(cfg: DictConfig) -> RunResult:
         if isinstance(logger, TensorBoardLogger):
             write_hparams(logger, hparams_entry(cfg))
 
-    # Checkpoints are plain data (mnistlab.checkpoints): loading them runs no code.
-    trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
-                weights_only=True)
+    # SIGINT and SIGTERM end the run after the current step, with a checkpoint to resume from.
+    stopper = SignalCheckpoint()
+    trainer.callbacks.append(stopper)
+    try:
+        with stopper.catching():
+            # Checkpoints are plain data (mnistlab.checkpoints): loading them runs no code.
+            trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
+                        weights_only=True)
+    except RunStopped as err:
+        err.result = _result(cfg, trainer, model, start, _best_checkpoint(trainer))
+        raise
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     best = _best_checkpoint(trainer)
@@ -79,7 +89,12 @@ def _train(cfg: DictConfig) -> RunResult:
         log.warning("no checkpoint was saved (fast_dev_run or no ModelCheckpoint); testing the "
                     "weights from the end of training")
     trainer.test(model=model, datamodule=datamodule, ckpt_path=best, weights_only=True)
-    metrics = fit_metrics | {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return _result(cfg, trainer, model, start, best, fit_metrics)
+
+
+def _result(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, start: float,
+            best: str | None, earlier: dict[str, float] | None = None) -> RunResult:
+    metrics = (earlier or {}) | {k: float(v) for k, v in trainer.callback_metrics.items()}
     tensorboard_dirs = [lg.log_dir for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
     timers = [cb for cb in trainer.callbacks if isinstance(cb, EpochTimer)]
     return RunResult(metrics=metrics, best_checkpoint=best, tensorboard_dirs=tensorboard_dirs,
@@ -90,8 +105,13 @@ def _train(cfg: DictConfig) -> RunResult:
 
 
 def save_result(result: RunResult, path: str | os.PathLike[str], **extra: object) -> None:
-    """Write the run's numbers as JSON beside its checkpoints, for tables across runs."""
-    Path(path).write_text(json.dumps(asdict(result) | extra, indent=2) + "\n")
+    """Write the run's numbers as JSON beside its checkpoints, for tables across runs.
+
+    A value that is not finite (a diverged loss) is written as null: JSON has no NaN.
+    """
+    record = asdict(result) | extra
+    record["metrics"] = {k: v if math.isfinite(v) else None for k, v in result.metrics.items()}
+    Path(path).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

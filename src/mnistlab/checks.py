@@ -1,0 +1,170 @@
+"""Checks on a composed config that involve several keys, the machine, or a checkpoint file.
+
+Each raises ConfigError naming the key, the value and the fix, before anything is written or
+trained; without them these mistakes surfaced only after a whole run (zero training batches, a
+metric no run logs), as a hang (64 processes on a 2-core machine) or as a raw traceback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from mnistlab.config import MNIST_TRAIN_IMAGES, ConfigError
+
+# What a training run logs, for optimized_metric (test/acc_class/<class> too).
+LOGGED = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss",
+          "test/acc", "time/epoch_s")
+
+
+def _choices(cfg: DictConfig) -> dict[str, str | None]:
+    """The chosen config groups: from the config's own hydra node, or from HydraConfig."""
+    if "hydra" in cfg:
+        return dict(cfg.hydra.runtime.choices)
+    return dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+
+
+def _config_dirs(cfg: DictConfig) -> list[Path]:
+    sources = cfg.hydra.runtime.config_sources if "hydra" in cfg else (
+        HydraConfig.get().runtime.config_sources if HydraConfig.initialized() else [])
+    return [Path(s.path) for s in sources if s.schema == "file"]
+
+
+def _group_files(cfg: DictConfig, group: str) -> dict[str, Path]:
+    return {path.stem: path for folder in _config_dirs(cfg)
+            for path in sorted((folder / group).glob("*.yaml"))}
+
+
+def check_devices(cfg: DictConfig) -> None:
+    devices = OmegaConf.select(cfg, "trainer.devices", default=None)
+    if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
+        return
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto"
+                                                 and torch.cuda.is_available())
+    available = torch.cuda.device_count() if on_gpu else (os.cpu_count() or 1)
+    kind = "GPUs" if on_gpu else "CPU cores"
+    if devices > available:
+        raise ConfigError(
+            f"trainer.devices={devices} is invalid: this machine has {available} {kind}, and "
+            f"each device is a process. Fix: trainer.devices={available} (or fewer), or "
+            "trainer.devices=auto.")
+
+
+def check_training_batches(cfg: DictConfig) -> None:
+    batch = OmegaConf.select(cfg, "data.batch_size", default=None)
+    val_size = OmegaConf.select(cfg, "data.val_size", default=None)
+    if OmegaConf.select(cfg, "trainer.limit_train_batches", default=None) in (0, 0.0):
+        raise ConfigError("trainer.limit_train_batches=0 is invalid: it leaves no training "
+                          "batch. Fix: trainer.limit_train_batches=null (all) or a number > 0.")
+    if not (isinstance(batch, int) and isinstance(val_size, int)):
+        return
+    images = MNIST_TRAIN_IMAGES - val_size
+    if batch > images and OmegaConf.select(cfg, "data.drop_last", default=False):
+        raise ConfigError(
+            f"data.batch_size={batch} with data.drop_last=true is invalid: the {images:,} "
+            f"training images make no full batch, so nothing would train. Fix: "
+            f"data.batch_size={min(images, 1024)} or data.drop_last=false.")
+
+
+def check_optimized_metric(cfg: DictConfig) -> None:
+    metric = cfg.get("optimized_metric")
+    if metric is None:
+        return
+    if metric not in LOGGED and not str(metric).startswith("test/acc_class/"):
+        raise ConfigError(f"optimized_metric={metric!r} is invalid: no run logs it. Fix: one of "
+                          f"{', '.join(LOGGED)}, e.g. optimized_metric=val/acc_best.")
+    if not str(metric).startswith("val/"):
+        return
+    limit = OmegaConf.select(cfg, "trainer.limit_val_batches", default=None)
+    every = OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=1)
+    epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=1)
+    if limit in (0, 0.0):
+        off = f"trainer.limit_val_batches={limit} switches validation off"
+    elif isinstance(every, int) and isinstance(epochs, int) and every > epochs:
+        off = (f"trainer.check_val_every_n_epoch={every} never validates in "
+               f"{epochs} epochs")
+    else:
+        return
+    raise ConfigError(f"optimized_metric={metric} needs validation, but {off}. Fix: validate "
+                      "(drop that override), or optimize a metric that needs none, e.g. "
+                      "optimized_metric=test/acc.")
+
+
+def check_model_fields(cfg: DictConfig) -> None:
+    """Every field under ``model`` must be an argument of the chosen network."""
+    target = OmegaConf.select(cfg, "model._target_", default=None)
+    if target is None:
+        return
+    accepted = _arguments(get_class(target))
+    unknown = [key for key in cfg.model if key != "_target_" and key not in accepted]
+    if not unknown:
+        return
+    key = unknown[0]
+    choices = _choices(cfg)
+    chosen = choices.get("model") or target
+    having = sorted(name for name, path in _group_files(cfg, "model").items()
+                    if key in _arguments(get_class(OmegaConf.load(path)._target_)))
+    preset = choices.get("experiment")
+    presets = _group_files(cfg, "experiment")
+    if preset and preset in presets and key in (OmegaConf.load(presets[preset]).get("model")
+                                                or {}):
+        made_for = _preset_model(presets[preset])
+        raise ConfigError(
+            f"experiment={preset} does not fit model={chosen}: the preset is made for "
+            f"model={made_for} and sets model.{key}, which model={chosen} does not have. Fix: "
+            f"drop model={chosen} to run the preset as it is, or drop experiment={preset}.")
+    raise ConfigError(
+        f"model.{key}={cfg.model[key]!r} is invalid: model={chosen} has no field {key!r}"
+        + (f"; the models with it are {', '.join(having)}" if having else "")
+        + ". Fix: drop the override, or choose a model that has it"
+        + (f", e.g. model={having[0]}." if having else "."))
+
+
+def check_checkpoint(cfg: DictConfig) -> None:
+    path = cfg.get("ckpt_path")
+    if path is None:
+        return
+    from mnistlab.checkpoints import CheckpointError, inspect_checkpoint
+
+    try:
+        info = inspect_checkpoint(path)
+    except CheckpointError as err:
+        raise ConfigError(f"ckpt_path={path}: {err}") from None
+    saved = (info.get("config") or {}).get("model", {}).get("_target_")
+    wanted = OmegaConf.select(cfg, "model._target_", default=None)
+    if saved and wanted and saved != wanted:
+        name = info.get("model") or saved
+        chosen = _choices(cfg).get("model") or wanted
+        raise ConfigError(f"ckpt_path={path}: a checkpoint of model={name}, but model={chosen}. "
+                          f"Fix: add model={name}, or pass a checkpoint of model={chosen}.")
+
+
+def _arguments(cls: type) -> set[str]:
+    """Constructor arguments of a network class and of every class it builds on."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names |= set(inspect.signature(klass.__init__).parameters) - {"self", "kwargs"}
+    return names
+
+
+def _preset_model(path: Path) -> str:
+    for entry in OmegaConf.load(path).get("defaults") or []:
+        if isinstance(entry, dict | DictConfig):
+            for key, value in entry.items():
+                if key.endswith("/model"):
+                    return str(value)
+    return "?"
+
+
+CHECKS: tuple[Callable[[DictConfig], None], ...] = (
+    check_devices, check_training_batches, check_optimized_metric, check_model_fields,
+    check_checkpoint)

@@ -1,0 +1,82 @@
+"""One run, one folder: a run folder given by hand is refused when another run's record is
+already in it, and locked while a run writes to it.
+
+Without this, a second run with the same ``hydra.run.dir`` replaced the first one's
+config.yaml and result.json next to checkpoints they no longer described, and two concurrent
+runs tested each other's checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from mnistlab.config import ConfigError
+
+LOCK = ".mnistlab.lock"
+RECORD = ("result.json", ".hydra/config.yaml", "checkpoints")
+
+
+def explicit_run_dir(config: DictConfig) -> Path | None:
+    """``hydra.run.dir`` when the user fixed it (the default holds the time, so it is new)."""
+    raw = OmegaConf.to_container(config.hydra.run, resolve=False).get("dir", "")
+    return None if "${" in str(raw) else Path(str(raw)).resolve()
+
+
+def claim(folder: Path, ckpt_path: str | None) -> None:
+    """Refuse a folder holding another run (unless resuming it), then lock it for this run."""
+    resuming = ckpt_path is not None and folder in Path(ckpt_path).resolve().parents
+    found = [name for name in RECORD if _present(folder / name)]
+    if found and not resuming:
+        last = folder / "checkpoints" / "last.ckpt"
+        resume = f", or resume that run with ckpt_path={last}" if last.is_file() else ""
+        raise ConfigError(
+            f"hydra.run.dir={folder} already holds another run ({', '.join(found)}); a new run "
+            "there would overwrite its record. Fix: leave hydra.run.dir out for a fresh folder"
+            f"{resume}.")
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            owner = _owner(lock)
+            if owner is not None and _alive(owner):
+                raise ConfigError(
+                    f"hydra.run.dir={folder} is in use by another run (process {owner}). Fix: "
+                    "wait for it to finish, or choose another folder.") from None
+            lock.unlink(missing_ok=True)  # left by a run that was killed
+            continue
+        with os.fdopen(descriptor, "w") as f:
+            f.write(str(os.getpid()))
+        return
+    raise ConfigError(f"hydra.run.dir={folder}: could not lock it ({lock}); remove that file")
+
+
+def release(folder: Path) -> None:
+    lock = folder / LOCK
+    if _owner(lock) == os.getpid():
+        lock.unlink(missing_ok=True)
+
+
+def _present(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))
+
+
+def _owner(lock: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int(lock.read_text().strip())
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

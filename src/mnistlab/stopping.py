@@ -1,0 +1,115 @@
+"""Ending a run early on purpose: a diverged loss, or a signal from the user or a scheduler.
+
+Both stop training from a callback by raising an exception that ``mnistlab.training.train``
+turns into an honest record: ``result.json`` with status ``failed`` or ``interrupted``, a
+message that says what happened and what to do, and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+
+class RunStopped(Exception):
+    """Training ended early; ``status`` goes into result.json, ``exit_code`` to the shell."""
+
+    status = "failed"
+    exit_code = 1
+
+
+class DivergedError(RunStopped):
+    """The loss became NaN or infinite, or accuracy stayed at chance: training cannot recover."""
+
+    status = "failed"
+    exit_code = 3
+
+
+class RunInterrupted(RunStopped):
+    """SIGINT (Ctrl-C) or SIGTERM (what schedulers send) arrived; a checkpoint was saved."""
+
+    status = "interrupted"
+
+    def __init__(self, signum: int, checkpoint: str | None) -> None:
+        self.signum, self.checkpoint = signum, checkpoint
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} received; stopped after the current step"
+                         + (f", saved {checkpoint}" if checkpoint else ""))
+
+    @property
+    def exit_code(self) -> int:  # the shell's convention: 128 + the signal number
+        return 128 + self.signum
+
+
+class DivergenceGuard(Callback):
+    """Stop at the first non-finite training loss, or when accuracy is still at chance.
+
+    ``chance_after_steps``: after this many optimizer steps, a training accuracy (this epoch so
+    far) below ``chance_margin`` times chance level (1 / classes) stops the run; null: never.
+    Reading the loss waits for the device, so on a GPU ``every_n_steps`` can space the checks.
+    """
+
+    def __init__(self, chance_after_steps: int | None = 1000, chance_margin: float = 1.5,
+                 every_n_steps: int = 1) -> None:
+        self.chance_after_steps = chance_after_steps
+        self.chance_margin = chance_margin
+        self.every_n_steps = max(1, every_n_steps)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if step % self.every_n_steps and step != self.chance_after_steps:
+            return
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        value = float(loss.detach())
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        hint = (f"lower the learning rate, e.g. optimizer.lr={lr / 10:g}" if lr
+                else "lower optimizer.lr")
+        if not math.isfinite(value):
+            raise DivergedError(f"training diverged: the loss is {value} at step {step}; {hint}")
+        if self.chance_after_steps and step == self.chance_after_steps:
+            accuracy = float(pl_module.train_acc.compute())
+            chance = 1 / pl_module.hparams.num_classes
+            if accuracy < self.chance_margin * chance:
+                raise DivergedError(
+                    f"training is not learning: accuracy {100 * accuracy:.1f}% after {step} "
+                    f"steps, chance is {100 * chance:.0f}%; {hint}")
+
+
+class SignalCheckpoint(Callback):
+    """On SIGINT or SIGTERM, finish the current step, save last.ckpt, then stop the run."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    @contextmanager
+    def catching(self) -> Iterator[None]:
+        """Route SIGINT and SIGTERM to this callback while the block runs."""
+        def handler(signum: int, frame: Any) -> None:
+            if self.received is not None:  # a second signal: stop at once
+                raise KeyboardInterrupt
+            self.received = signum
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        if self.received is None:
+            return
+        checkpoint = None
+        callback = trainer.checkpoint_callback
+        if callback is not None and getattr(callback, "dirpath", None):
+            checkpoint = f"{callback.dirpath}/last.ckpt"
+            trainer.save_checkpoint(checkpoint, weights_only=False)  # all: weights and state
+        raise RunInterrupted(self.received, checkpoint)

@@ -1,0 +1,248 @@
+"""Bad input and faults, as users and hostile files bring them: each refused with the key, the
+value and the fix (exit status 2 before anything is written), or recorded honestly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnistlab.config import ConfigError, _check_or_exit, check_config
+from mnistlab.run_folder import LOCK, claim, release
+from mnistlab.training import train
+from tests.helpers import ROOT, compose, run_cli
+
+# overrides -> the start of the message (after "Error: ").
+CONFIG_CASES = [
+    ("optimizer.lr=0", "optimizer.lr=0 is invalid: it must be a finite number > 0"),
+    ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is invalid"),
+    ("optimizer.lr=inf", "optimizer.lr=inf is invalid: it must be a finite number > 0"),
+    ("optimizer.lr=nan", "optimizer.lr=nan is invalid"),
+    ("optimizer.lr=abc", "optimizer.lr='abc' is invalid"),
+    ("data.batch_size=0", "data.batch_size=0 is invalid: it must be an integer >= 1"),
+    ("data.batch_size=2.5", "data.batch_size=2.5 is invalid"),
+    ("data.eval_batch_size=0", "data.eval_batch_size=0 is invalid"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid"),
+    ("model=mlp_dropout model.dropout=1.0", "model.dropout=1.0 is invalid"),
+    ("model=cnn_deep model.dropout=-0.2", "model.dropout=-0.2 is invalid"),
+    ("model.label_smoothing=1.5", "model.label_smoothing=1.5 is invalid"),
+    ("threads=0", "threads=0 is invalid: it must be null or an integer >= 1"),
+    ("replicate=-1", "replicate=-1 is invalid"),
+    ("data.val_size=0", "data.val_size=0 is invalid"),
+    ("data.val_size=60000", "data.val_size=60000 is invalid"),
+    ("data.loader=pil", "data.loader='pil' is invalid: it must be memory"),
+    ("model=mlp_bn model.hidden=[]", "model.hidden=[] is invalid"),
+    ("model=mlp_bn model.hidden=[32,0]", "model.hidden=[32, 0] is invalid"),
+    ("model=cnn_deep model.hidden=625", "model.hidden=625 is invalid"),
+    ("seed=-5", "seed=-5 is invalid: it must be an integer >= 0"),
+    ("seed=abc", "seed='abc' is invalid: it must be an integer >= 0"),
+    ("optimizer.weight_decay=-1", "optimizer.weight_decay=-1 is invalid: it must be a finite"),
+    ("data.num_workers=-1", "data.num_workers=-1 is invalid: it must be an integer >= 0"),
+    ("trainer.accelerator=cpu trainer.devices=64",
+     f"trainer.devices=64 is invalid: this machine has {os.cpu_count()} CPU cores"),
+    ("data.batch_size=100000 data.drop_last=true",
+     "data.batch_size=100000 with data.drop_last=true is invalid: the 55,000 training images"),
+    ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0 is invalid"),
+    ("trainer.limit_val_batches=0",
+     "optimized_metric=val/acc_best needs validation, but trainer.limit_val_batches=0"),
+    ("trainer.check_val_every_n_epoch=10 trainer.max_epochs=2",
+     "optimized_metric=val/acc_best needs validation, but trainer.check_val_every_n_epoch=10"),
+    ("optimized_metric=val/f1", "optimized_metric='val/f1' is invalid: no run logs it"),
+    ("optimized_metric=val/accuracy", "optimized_metric='val/accuracy' is invalid"),
+    ("model=cnn +model.dropout=0.5",
+     "model.dropout=0.5 is invalid: model=cnn has no field 'dropout'; the models with it are "
+     "cnn_deep, mlp_bn_dropout, mlp_dropout"),
+    ("model=mlp_sigmoid +model.channels_last=false",
+     "model.channels_last=False is invalid: model=mlp_sigmoid has no field 'channels_last'; "
+     "the models with it are cnn, cnn_deep"),
+    ("experiment=tutorial000_mlp_bn model=cnn",
+     "experiment=tutorial000_mlp_bn does not fit model=cnn: the preset is made for model=mlp_bn"),
+    ("experiment=tutorial004_mlp_bn_dropout model=cnn",
+     "experiment=tutorial004_mlp_bn_dropout does not fit model=cnn"),
+]
+
+
+@pytest.fixture
+def earlier_run(tmp_path: Path) -> Path:
+    """Another run's files, which no refused command may touch."""
+    folder = tmp_path / "earlier"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    (folder / "result.json").write_text('{"status": "completed"}')
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, tuple[str, float]]:
+    return {str(p.relative_to(folder)): (hashlib.md5(p.read_bytes()).hexdigest(),
+                                         p.stat().st_mtime)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("overrides", "message"), CONFIG_CASES)
+def test_bad_value_exits_2_with_key_value_and_fix(overrides: str, message: str, capsys,
+                                                  earlier_run) -> None:
+    before = snapshot(earlier_run.parent)
+    cfg = compose(*overrides.split())
+    with pytest.raises(SystemExit) as exit_info:
+        _check_or_exit(cfg)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"Error: {message}"), error
+    assert "Fix:" in error and error.count("\n") == 1  # one line
+    assert snapshot(earlier_run.parent) == before
+
+
+def test_every_default_model_and_preset_passes() -> None:
+    for overrides in (["model=mlp_sigmoid"], ["model=cnn_deep"], ["experiment=tuned_cnn"],
+                      ["experiment=tutorial004_mlp_bn_dropout"]):
+        check_config(compose(*overrides))
+
+
+@pytest.fixture
+def mlp_checkpoint(make_cfg) -> Path:
+    cfg = make_cfg("model=mlp_bn", "logger=csv")
+    train(cfg)
+    return Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def bad_files(folder: Path, checkpoint: Path) -> dict[str, tuple[Path, str]]:
+    """A file (or folder) per kind of broken checkpoint, and what the error must say."""
+    folder.mkdir()
+    made = {
+        "missing": (folder / "missing.ckpt", "no such file"),
+        "empty": (folder / "empty.ckpt", "is empty (0 bytes), not a checkpoint"),
+        "random": (folder / "random.ckpt", "is not a readable checkpoint (truncated, or not a "
+                                           "PyTorch file"),
+        "text": (folder / "notes.ckpt", "is not a readable checkpoint"),
+        "truncated": (folder / "cut.ckpt", "is not a readable checkpoint"),
+        "pickle": (folder / "evil.ckpt", "holds pickled Python objects, so it was not loaded"),
+        "folder": (folder / "a_run", "is a folder; pass a checkpoint file in it"),
+        "tensors": (folder / "tensors.pt", "is a PyTorch file but not a training checkpoint"),
+    }
+    made["empty"][0].write_bytes(b"")
+    made["random"][0].write_bytes(os.urandom(4096))
+    made["text"][0].write_text("epoch=3\nval_acc=0.98\n")
+    made["truncated"][0].write_bytes(checkpoint.read_bytes()[:5000])
+    made["pickle"][0].write_bytes(pickle.dumps({"state_dict": Exploit()}, protocol=2))
+    made["folder"][0].mkdir()
+    torch.save({"weights": torch.zeros(3)}, made["tensors"][0])
+    return made
+
+
+def test_broken_checkpoints_get_one_line_each_and_run_no_code(mlp_checkpoint, tmp_path,
+                                                              monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for kind, (path, expected) in bad_files(tmp_path / "bad", mlp_checkpoint).items():
+        with pytest.raises(ConfigError) as err:
+            check_config(compose("model=mlp_bn", f"ckpt_path={path}"))
+        message = str(err.value)
+        assert message.startswith(f"ckpt_path={path}: {expected}"), (kind, message)
+        assert "\n" not in message
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_checkpoint_of_another_network_names_both(mlp_checkpoint) -> None:
+    with pytest.raises(ConfigError, match=r"a checkpoint of model=mlp_bn, but model=cnn\. Fix: "
+                                          r"add model=mlp_bn"):
+        check_config(compose("model=cnn", f"ckpt_path={mlp_checkpoint}"))
+    check_config(compose("model=mlp_bn", f"ckpt_path={mlp_checkpoint}"))  # the right one
+
+
+def test_checkpoints_are_renamed_into_place_whole(mlp_checkpoint) -> None:
+    assert not [p for p in mlp_checkpoint.parent.iterdir() if ".partial-" in p.name]
+    assert torch.load(mlp_checkpoint, weights_only=True)["mnistlab"]["model"] == "mlp_bn"
+
+
+def test_a_run_folder_is_locked_while_a_live_run_writes_to_it(tmp_path) -> None:
+    folder = tmp_path / "shared-run"
+    folder.mkdir()
+    (folder / LOCK).write_text(str(os.getppid()))  # a process that is alive
+    with pytest.raises(ConfigError, match=rf"hydra.run.dir={folder} is in use by another run "
+                                          rf"\(process {os.getppid()}\)"):
+        claim(folder, None)
+    (folder / LOCK).write_text("999999999")  # a run that was killed: its lock is stale
+    claim(folder, None)
+    assert (folder / LOCK).read_text() == str(os.getpid())
+    release(folder)
+    assert not (folder / LOCK).exists()
+
+
+@pytest.mark.slow
+def test_a_used_run_folder_is_refused_unless_resumed(tmp_path, data_dir) -> None:
+    short = ["model=mlp_sigmoid", "trainer=cpu", "trainer.max_epochs=1",
+             "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+             "trainer.limit_test_batches=1", "callbacks.input_images=null",
+             "callbacks.test_report=null", "hydra.run.dir=run"]
+    first = run_cli("train.py", *short, cwd=tmp_path, data_dir=data_dir)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(tmp_path / "run")
+    again = run_cli("train.py", *short, cwd=tmp_path, data_dir=data_dir)
+    assert again.returncode == 2
+    assert again.stderr.startswith(f"Error: hydra.run.dir={tmp_path / 'run'} already holds "
+                                   "another run (result.json, .hydra/config.yaml, checkpoints)")
+    assert snapshot(tmp_path / "run") == before
+    resumed = run_cli("train.py", *short, "trainer.max_epochs=2",
+                      f"ckpt_path={tmp_path / 'run/checkpoints/last.ckpt'}",
+                      cwd=tmp_path, data_dir=data_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["optimizer=sgd", "optimizer.lr=1e6"], "training diverged: the loss is nan at step"),
+    (["optimizer=sgd", "optimizer.lr=1e9", "callbacks.divergence.chance_after_steps=20"],
+     "training diverged: the loss is"),
+    (["optimizer=adam", "optimizer.lr=1e-12", "callbacks.divergence.chance_after_steps=20"],
+     "training is not learning: accuracy"),
+])
+def test_divergence_stops_the_run_and_records_it(overrides, message, tmp_path, data_dir) -> None:
+    result = run_cli("train.py", "model=mlp_bn", "trainer=cpu", "trainer.max_epochs=1",
+                     "trainer.enable_progress_bar=false", "hydra.run.dir=run", *overrides,
+                     cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 3, result.stderr
+    assert message in result.stdout + result.stderr
+    record = json.loads((tmp_path / "run" / "result.json").read_text())  # valid JSON
+    assert record["status"] == "failed" and record["error"].startswith(message)
+    assert "lower the learning rate, e.g. optimizer.lr=" in record["error"]
+    assert record["best_checkpoint"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(signum, code, tmp_path,
+                                                            data_dir) -> None:
+    command = [sys.executable, str(ROOT / "train.py"), "model=mlp_bn", "trainer=cpu",
+               "trainer.max_epochs=50", "trainer.enable_progress_bar=false", "hydra.run.dir=run"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True,
+                               env=os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)})
+    events = tmp_path / "run" / "tensorboard"
+    deadline = time.monotonic() + 120
+    while not list(events.glob("events.out.tfevents.*")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # training has started once the run writes its event file
+    time.sleep(1.0)
+    process.send_signal(signum)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == code, output
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert record["status"] == "interrupted"
+    assert f"{signal.Signals(signum).name} received" in record["error"]
+    assert f"resume with: python {ROOT / 'train.py'} model=mlp_bn" in output
+    assert f"ckpt_path={last}" in output
+    assert torch.load(last, weights_only=True)["global_step"] > 0
