@@ -15,6 +15,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.cuda_check import skip_failing_nvml_check
+from mnistlab.data import DataNotFoundError
 from mnistlab.stopping import RunInterrupted, RunStopped
 from mnistlab.training import report, save_result, train
 
@@ -25,6 +26,9 @@ log = logging.getLogger("train")
 def main(cfg: DictConfig) -> float:
     try:
         result = train(cfg)
+    except DataNotFoundError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
     except RunStopped as err:
         if rank_zero_only.rank == 0 and getattr(err, "result", None) is not None:
             _save(cfg, err.result, status=err.status, error=str(err))

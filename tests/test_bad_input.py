@@ -246,3 +246,25 @@ def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(signum, code, tmp_pa
     assert f"resume with: python {ROOT / 'train.py'} model=mlp_bn" in output
     assert f"ckpt_path={last}" in output
     assert torch.load(last, weights_only=True)["global_step"] > 0
+
+
+@pytest.mark.slow
+def test_runs_that_change_folder_share_one_data_copy(tmp_path, data_dir) -> None:
+    (tmp_path / "data").symlink_to(data_dir)  # a relative data folder, as users have it
+    env = os.environ | {"MNISTLAB_DATA_DIR": "data"}
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "trainer=debug",
+                             "model=mlp_sigmoid", "hydra.job.chdir=true", "hydra.run.dir=run"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "need fetching" not in result.stdout + result.stderr
+    assert not (tmp_path / "run" / "data").exists()
+
+
+@pytest.mark.slow
+def test_a_data_folder_that_is_a_file_is_one_line_not_a_traceback(tmp_path) -> None:
+    (tmp_path / "datafile").write_text("not a folder")
+    result = run_cli("train.py", "trainer=debug", cwd=tmp_path, data_dir=tmp_path / "datafile")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"Error: {tmp_path / 'datafile'} is a file, so MNIST data cannot be kept in")
+    assert "Traceback" not in result.stderr

