@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.config import ConfigError
+from mnistlab.processes import alive
 
 LOCK = ".mnistlab.lock"
 RECORD = ("result.json", ".hydra/config.yaml", "checkpoints")
@@ -44,7 +45,7 @@ def claim(folder: Path, ckpt_path: str | None) -> None:
             descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             owner = _owner(lock)
-            if owner is not None and _alive(owner):
+            if owner is not None and alive(owner):
                 raise ConfigError(
                     f"hydra.run.dir={folder} is in use by another run (process {owner}). Fix: "
                     "wait for it to finish, or choose another folder.") from None
@@ -70,13 +71,3 @@ def _owner(lock: Path) -> int | None:
     with contextlib.suppress(OSError, ValueError):
         return int(lock.read_text().strip())
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

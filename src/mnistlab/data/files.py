@@ -19,6 +19,8 @@ from pathlib import Path
 
 from torchvision.datasets.utils import check_integrity
 
+from mnistlab.processes import alive
+
 log = logging.getLogger(__name__)
 
 
@@ -109,19 +111,9 @@ def _remove_stale_staging(folder: Path) -> None:
     """Delete staging folders left by fetches that were killed (their process is gone)."""
     for staging in folder.glob(".fetch-*-*"):
         pid = staging.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             log.info("removing %s, left by an interrupted fetch", staging)
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fetch_verified(source: Source, raw_dir: Path, spec: RawFiles) -> None:
