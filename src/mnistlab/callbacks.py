@@ -55,27 +55,35 @@ class InputImages(Callback):
     """A labelled grid of the first training batch, as the network sees it (augmented).
 
     Shows at a glance whether augmentation and scaling do what was meant. Normalisation is
-    undone for display only.
+    undone for display only. The batch is kept at the first step and drawn when the epoch ends,
+    after the epoch timer has stopped, so drawing does not count as training time.
     """
 
     def __init__(self, count: int = 32) -> None:
         self.count = count
+        self._batch: tuple[Tensor, Tensor] | None = None
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
                              batch: Any, batch_idx: int) -> None:
-        if trainer.current_epoch or batch_idx or not self.count or not _tensorboards(trainer):
+        if trainer.current_epoch or batch_idx or not self.count or trainer.global_rank != 0:
             return
-        if trainer.global_rank != 0:
+        if _tensorboards(trainer):
+            images, labels = batch
+            self._batch = (images[:self.count].detach().clone(), labels[:self.count].clone())
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._batch is None:
             return
         from mnistlab.figures import digit_grid
 
-        images, labels = batch
+        images, labels = self._batch
+        self._batch = None
         datamodule = trainer.datamodule
-        pixels = datamodule.to_pixels(images[:self.count].detach())
-        titles = [datamodule.classes[int(label)] for label in labels[:self.count]]
+        titles = [datamodule.classes[int(label)] for label in labels]
         for logger in _tensorboards(trainer):
-            logger.experiment.add_figure("images/train_inputs", digit_grid(pixels, titles),
-                                         global_step=trainer.global_step)
+            logger.experiment.add_figure("images/train_inputs",
+                                         digit_grid(datamodule.to_pixels(images), titles),
+                                         global_step=0)
 
 
 class EvaluationReport(Callback):
