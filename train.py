@@ -14,8 +14,10 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from mnistlab.checkpoints import inspect_checkpoint
 from mnistlab.cuda_check import skip_failing_nvml_check
 from mnistlab.data import DataNotFoundError
+from mnistlab.resume import allowed_changes
 from mnistlab.stopping import RunInterrupted, RunStopped
 from mnistlab.training import report, save_result, train
 
@@ -24,6 +26,7 @@ log = logging.getLogger("train")
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    resumed = _resumed(cfg)
     try:
         result = train(cfg)
     except DataNotFoundError as err:
@@ -31,7 +34,7 @@ def main(cfg: DictConfig) -> float:
         raise SystemExit(1) from None
     except RunStopped as err:
         if rank_zero_only.rank == 0 and getattr(err, "result", None) is not None:
-            _save(cfg, err.result, status=err.status, error=str(err))
+            _save(cfg, err.result, status=err.status, error=str(err), **resumed)
         log.error("%s", err)
         if isinstance(err, RunInterrupted) and err.checkpoint:
             kept = [arg for arg in sys.argv if not arg.startswith("ckpt_path=")]
@@ -40,8 +43,16 @@ def main(cfg: DictConfig) -> float:
         raise SystemExit(err.exit_code) from None
     report(result)
     if rank_zero_only.rank == 0:
-        _save(cfg, result, status="completed")
+        _save(cfg, result, status="completed", **resumed)
     return result.metric(cfg.optimized_metric)
+
+
+def _resumed(cfg: DictConfig) -> dict[str, object]:
+    """Where a resumed run came from and what it changed (read before last.ckpt is rewritten)."""
+    if not cfg.get("ckpt_path"):
+        return {}
+    saved = inspect_checkpoint(cfg.ckpt_path).get("config") or {}
+    return {"resumed_from": str(cfg.ckpt_path), "changed": allowed_changes(saved, cfg)}
 
 
 def _save(cfg: DictConfig, result: object, **extra: object) -> None:

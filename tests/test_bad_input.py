@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mnistlab.config import ConfigError, _check_or_exit, check_config
 from mnistlab.run_folder import LOCK, claim, release
@@ -159,7 +160,40 @@ def test_a_checkpoint_of_another_network_names_both(mlp_checkpoint) -> None:
     with pytest.raises(ConfigError, match=r"a checkpoint of model=mlp_bn, but model=cnn\. Fix: "
                                           r"add model=mlp_bn"):
         check_config(compose("model=cnn", f"ckpt_path={mlp_checkpoint}"))
-    check_config(compose("model=mlp_bn", f"ckpt_path={mlp_checkpoint}"))  # the right one
+    # The run's own settings pass.
+    saved = OmegaConf.create(torch.load(mlp_checkpoint, weights_only=True)["mnistlab"]["config"])
+    saved.ckpt_path = str(mlp_checkpoint)
+    check_config(saved)
+
+
+@pytest.mark.parametrize(("override", "listed"), [
+    ("optimizer.lr=0.5", "optimizer.lr=0.5 (the checkpoint trained with 0.001)"),
+    ("optimizer=sgd", "optimizer._target_='torch.optim.SGD' (the checkpoint trained with "
+                      "'torch.optim.Adam')"),
+    ("seed=7", "seed=7 (the checkpoint trained with 42)"),
+    ("augment=shift", "augment.shift=2.0 (the checkpoint trained with None)"),
+])
+def test_resuming_may_not_change_what_was_trained(mlp_checkpoint, override, listed) -> None:
+    saved = OmegaConf.create(torch.load(mlp_checkpoint, weights_only=True)["mnistlab"]["config"])
+    key, value = override.split("=")
+    if key in ("optimizer", "augment"):  # a group choice: that group's config replaces it
+        saved[key] = compose(override)[key]
+    else:
+        OmegaConf.update(saved, key, float(value) if "." in value else int(value))
+    saved.ckpt_path = str(mlp_checkpoint)
+    with pytest.raises(ConfigError) as err:
+        check_config(saved)
+    message = str(err.value)
+    assert message.startswith(f"ckpt_path={mlp_checkpoint}: resuming may not change what was "
+                              "trained: ")
+    assert listed in message and message.endswith(
+        "Fix: drop those overrides to resume, or start a new run without ckpt_path.")
+
+
+def test_ckpt_path_last_says_where_it_looked() -> None:
+    with pytest.raises(ConfigError, match=r"ckpt_path=last: no such file; ckpt_path=last looks "
+                                          r"in this run's own new folder"):
+        check_config(compose("ckpt_path=last"))
 
 
 def test_checkpoints_are_renamed_into_place_whole(mlp_checkpoint) -> None:
@@ -199,7 +233,10 @@ def test_a_used_run_folder_is_refused_unless_resumed(tmp_path, data_dir) -> None
                       f"ckpt_path={tmp_path / 'run/checkpoints/last.ckpt'}",
                       cwd=tmp_path, data_dir=data_dir)
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads((tmp_path / "run" / "result.json").read_text())["epochs"] == 2
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert record["epochs"] == 2 and record["status"] == "completed"
+    assert record["resumed_from"] == str(tmp_path / "run/checkpoints/last.ckpt")
+    assert record["changed"] == {"trainer.max_epochs": [1, 2]}
 
 
 @pytest.mark.slow

@@ -137,7 +137,12 @@ def check_checkpoint(cfg: DictConfig) -> None:
     try:
         info = inspect_checkpoint(path)
     except CheckpointError as err:
-        raise ConfigError(f"ckpt_path={path}: {err}") from None
+        hint = ""
+        if str(path) in ("last", "best") and not Path(path).exists():
+            hint = (f"; ckpt_path={path} looks in this run's own new folder, where there is "
+                    "none: pass the file, e.g. ckpt_path=outputs/runs/<date>/<time>/checkpoints"
+                    "/last.ckpt")
+        raise ConfigError(f"ckpt_path={path}: {err}{hint}") from None
     saved = (info.get("config") or {}).get("model", {}).get("_target_")
     wanted = OmegaConf.select(cfg, "model._target_", default=None)
     if saved and wanted and saved != wanted:
@@ -145,6 +150,15 @@ def check_checkpoint(cfg: DictConfig) -> None:
         chosen = _choices(cfg).get("model") or wanted
         raise ConfigError(f"ckpt_path={path}: a checkpoint of model={name}, but model={chosen}. "
                           f"Fix: add model={name}, or pass a checkpoint of model={chosen}.")
+    from mnistlab.resume import fixed_changes
+
+    changed = fixed_changes(info.get("config") or {}, cfg)
+    if changed:
+        listed = ", ".join(f"{key}={now!r} (the checkpoint trained with {before!r})"
+                           for key, (before, now) in changed.items())
+        raise ConfigError(f"ckpt_path={path}: resuming may not change what was trained: "
+                          f"{listed}. Fix: drop those overrides to resume, or start a new run "
+                          "without ckpt_path.")
 
 
 def _arguments(cls: type) -> set[str]:
