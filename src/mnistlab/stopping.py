@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -96,6 +97,9 @@ class SignalCheckpoint(Callback):
                 raise KeyboardInterrupt
             self.received = signum
 
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread may set signal handlers; leave them to the caller
+            return
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
