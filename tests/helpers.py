@@ -4,6 +4,7 @@ slice that trains in a blink, and quiet trainers."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,14 @@ def run_cli(script: str, *args: str, cwd: Path, data_dir: Path) -> subprocess.Co
     env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, check=False)
+
+
+class KillAtStep(L.Callback):
+    """Kills its own process with SIGKILL after optimizer step ``step``: a crash, no cleanup."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)

