@@ -108,10 +108,10 @@ def last_checkpoint_path(trainer: L.Trainer) -> Path | None:
 
 
 class LastCheckpointWithinEpochs(L.Callback):
-    """Save last.ckpt during an epoch too: every ``minutes`` of training or ``every_n_steps``.
+    """Save last.ckpt at every epoch's end, and within epochs every ``minutes`` or ``n`` steps.
 
-    The end-of-epoch last.ckpt comes from the ModelCheckpoint callback; this one fills the time
-    between, so that a run killed mid-epoch resumes from a recent step, exactly (see
+    ModelCheckpoint writes last.ckpt only when it also saves a best checkpoint; this one keeps
+    it current, so that a killed run resumes from a recent step, exactly (see
     ``mnistlab.data.resumable``).
     """
 
@@ -130,6 +130,12 @@ class LastCheckpointWithinEpochs(L.Callback):
         due |= self.seconds is not None and time.monotonic() - self._last >= self.seconds
         path = last_checkpoint_path(trainer)
         if due and path is not None:
+            trainer.save_checkpoint(path, weights_only=False)
+            self._last = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        path = last_checkpoint_path(trainer)
+        if path is not None and not trainer.sanity_checking:
             trainer.save_checkpoint(path, weights_only=False)
             self._last = time.monotonic()
 

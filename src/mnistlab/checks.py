@@ -143,6 +143,8 @@ def check_checkpoint(cfg: DictConfig) -> None:
                     "none: pass the file, e.g. ckpt_path=outputs/runs/<date>/<time>/checkpoints"
                     "/last.ckpt")
         raise ConfigError(f"ckpt_path={path}: {err}{hint}") from None
+    if "model" not in cfg:  # eval.py and predict.py: the checkpoint brings its own model
+        return
     saved = (info.get("config") or {}).get("model", {}).get("_target_")
     wanted = OmegaConf.select(cfg, "model._target_", default=None)
     if saved and wanted and saved != wanted:
