@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from mnistlab.checkpoints import inspect_checkpoint
 from mnistlab.cuda_check import skip_failing_nvml_check
 from mnistlab.data import DataNotFoundError
-from mnistlab.resume import allowed_changes
+from mnistlab.resume import allowed_changes, resumed_config
 from mnistlab.stopping import RunInterrupted, RunStopped
 from mnistlab.training import report, save_result, train
 
@@ -26,6 +26,8 @@ log = logging.getLogger("train")
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    if cfg.get("resume"):  # go on with the run's own config, in its own folder
+        cfg = resumed_config(cfg, HydraConfig.get().overrides.task)
     resumed = _resumed(cfg)
     try:
         result = train(cfg)
@@ -37,9 +39,8 @@ def main(cfg: DictConfig) -> float:
             _save(cfg, err.result, status=err.status, error=str(err), **resumed)
         log.error("%s", err)
         if isinstance(err, RunInterrupted) and err.checkpoint:
-            kept = [arg for arg in sys.argv if not arg.startswith("ckpt_path=")]
-            resume = " ".join(["python", *kept, f"ckpt_path={err.checkpoint}"])
-            log.error("resume with: %s", resume)
+            log.error("resume with: python %s resume=%s", sys.argv[0],
+                      Path(cfg.paths.output_dir).resolve())
         raise SystemExit(err.exit_code) from None
     report(result)
     if rank_zero_only.rank == 0:

@@ -280,8 +280,7 @@ def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(signum, code, tmp_pa
     record = json.loads((tmp_path / "run" / "result.json").read_text())
     assert record["status"] == "interrupted"
     assert f"{signal.Signals(signum).name} received" in record["error"]
-    assert f"resume with: python {ROOT / 'train.py'} model=mlp_bn" in output
-    assert f"ckpt_path={last}" in output
+    assert f"resume with: python {ROOT / 'train.py'} resume={tmp_path / 'run'}" in output
     assert torch.load(last, weights_only=True)["global_step"] > 0
 
 
@@ -305,3 +304,34 @@ def test_a_data_folder_that_is_a_file_is_one_line_not_a_traceback(tmp_path) -> N
     assert result.stderr.strip().splitlines()[-1].startswith(
         f"Error: {tmp_path / 'datafile'} is a file, so MNIST data cannot be kept in")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_resume_goes_on_in_the_runs_folder_with_its_own_config(tmp_path, data_dir) -> None:
+    first = run_cli("train.py", "model=mlp_bn", "trainer=cpu", "trainer.max_epochs=1",
+                    "trainer.limit_train_batches=5", "trainer.limit_val_batches=1",
+                    "trainer.limit_test_batches=1", "callbacks.input_images=null",
+                    "callbacks.test_report=null", "hydra.run.dir=run",
+                    cwd=tmp_path, data_dir=data_dir)
+    assert first.returncode == 0, first.stderr
+    config = (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
+    for bad, message in [
+        (["resume=run", "model=cnn"], "Error: resume=run goes on with the run's own config, but "
+                                      "model=cnn would change what it trains."),
+        (["resume=run", "optimizer.lr=0.5"], "but optimizer.lr=0.5 would change what it trains"),
+        (["resume=nowhere"], f"Error: resume=nowhere is invalid: {tmp_path / 'nowhere'} holds "
+                             "no run (no .hydra/config.yaml)"),
+    ]:
+        refused = run_cli("train.py", *bad, cwd=tmp_path, data_dir=data_dir)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    resumed = run_cli("train.py", "resume=run", "trainer.max_epochs=2", cwd=tmp_path,
+                      data_dir=data_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert (record["epochs"], record["status"]) == (2, "completed")
+    assert record["changed"] == {"trainer.max_epochs": [1, 2]}
+    # The run's own config (mlp_bn, 5 batches an epoch) trained on; its record stays.
+    assert record["parameters"] == 26634
+    assert (tmp_path / "run" / ".hydra" / "config.yaml").read_text() == config
+    assert len(list((tmp_path / "run" / ".hydra").glob("resumed-*/config.yaml"))) == 1
+    assert not (tmp_path / "outputs").exists()  # no new run folder

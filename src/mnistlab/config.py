@@ -109,14 +109,26 @@ class CheckConfigOnRunStart(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _check_or_exit(config)
         from mnistlab.run_folder import claim, explicit_run_dir
 
+        ckpt_path = config.get("ckpt_path")
+        if config.get("resume"):  # checked as the run's own config, with its last.ckpt
+            from mnistlab.resume import resumed_config
+
+            try:
+                resumed = resumed_config(config, config.hydra.overrides.task)
+            except ConfigError as err:
+                print(f"Error: {err}", file=sys.stderr)
+                raise SystemExit(2) from None
+            ckpt_path = resumed.ckpt_path
+            resumed.hydra = config.hydra
+            config = resumed
+        _check_or_exit(config)
         folder = explicit_run_dir(config)
         # Lightning starts the other DDP ranks with hydra.run.dir set to rank 0's folder.
         if folder is not None and os.environ.get("LOCAL_RANK", "0") == "0":
             try:
-                claim(folder, config.get("ckpt_path"))
+                claim(folder, ckpt_path)
             except ConfigError as err:
                 print(f"Error: {err}", file=sys.stderr)
                 raise SystemExit(2) from None

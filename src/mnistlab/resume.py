@@ -7,9 +7,15 @@ refused; the rest (epochs, batch limits, logging) may change and are recorded in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
+
+from mnistlab.config import ConfigError
 
 # Subtrees that define what the checkpoint trained, and data keys that only say where and how
 # fast the files are read.
@@ -49,3 +55,38 @@ def allowed_changes(saved: dict[str, Any], cfg: DictConfig) -> dict[str, list[An
     """Trainer settings that differ from the checkpoint's run, for the record."""
     return {key: list(pair) for key, pair in differences(saved, cfg, ("trainer",)).items()
             if not key.endswith("default_root_dir")}
+
+
+# What resume=<folder> may take from the command line besides the run's own config.
+MAY_CHANGE = ("trainer.", "threads", "hydra.", "resume", "logger", "callbacks.")
+
+
+def resumed_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """The config of the run in ``cfg.resume``, with this command line's trainer settings.
+
+    Raises ConfigError when the folder holds no run to resume or the command line would change
+    what the run trains.
+    """
+    folder = Path(to_absolute_path(str(cfg.resume)))
+    saved, last = folder / ".hydra" / "config.yaml", folder / "checkpoints" / "last.ckpt"
+    if not saved.is_file():
+        raise ConfigError(f"resume={cfg.resume} is invalid: {folder} holds no run "
+                          "(no .hydra/config.yaml). Fix: pass a run folder, e.g. "
+                          "resume=outputs/runs/<date>/<time>.")
+    if not last.is_file():
+        raise ConfigError(f"resume={cfg.resume} is invalid: the run saved no checkpoints/last.ckpt"
+                          " to go on from. Fix: start it again without resume.")
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    refused = [o.input_line for o in parsed
+               if not o.key_or_group.lstrip("+~").startswith(MAY_CHANGE)]
+    if refused:
+        raise ConfigError(f"resume={cfg.resume} goes on with the run's own config, but "
+                          f"{', '.join(refused)} would change what it trains. Fix: drop them; "
+                          "trainer settings such as trainer.max_epochs may change.")
+    resumed = OmegaConf.load(saved)
+    for override in parsed:
+        key = override.key_or_group.lstrip("+~")
+        if key.startswith(("trainer.", "threads")):
+            OmegaConf.update(resumed, key, override.value(), force_add=True)
+    resumed.ckpt_path, resumed.resume = str(last), str(folder)
+    return resumed

@@ -12,6 +12,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.config import ConfigError
@@ -22,7 +23,12 @@ RECORD = ("result.json", ".hydra/config.yaml", "checkpoints")
 
 
 def explicit_run_dir(config: DictConfig) -> Path | None:
-    """``hydra.run.dir`` when the user fixed it (the default holds the time, so it is new)."""
+    """``hydra.run.dir`` when the user fixed it, or the folder of resume=<folder>.
+
+    The default folder holds the time, so it is new.
+    """
+    if config.get("resume"):
+        return Path(to_absolute_path(str(config.resume)))
     raw = OmegaConf.to_container(config.hydra.run, resolve=False).get("dir", "")
     return None if "${" in str(raw) else Path(str(raw)).resolve()
 

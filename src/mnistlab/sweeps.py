@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -54,5 +55,14 @@ def job_name(num: int, overrides: Sequence[str]) -> str:
     return f"{num}_{name}"
 
 
+def config_subdir(resume: str | None) -> str:
+    """Where Hydra keeps a run's config: .hydra/, or a subfolder of it for a resumed run."""
+    if not resume:
+        return ".hydra"
+    return f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}"
+
+
 if not OmegaConf.has_resolver("job_name"):
     OmegaConf.register_new_resolver("job_name", job_name)
+if not OmegaConf.has_resolver("config_subdir"):
+    OmegaConf.register_new_resolver("config_subdir", config_subdir)
