@@ -55,6 +55,11 @@ def job_name(num: int, overrides: Sequence[str]) -> str:
     return f"{num}_{name}"
 
 
+def run_dir(resume: str | None, new: str) -> str:
+    """The folder of a run: the resumed run's own, or a new one."""
+    return str(resume) if resume else new
+
+
 def config_subdir(resume: str | None) -> str:
     """Where Hydra keeps a run's config: .hydra/, or a subfolder of it for a resumed run."""
     if not resume:
@@ -64,5 +69,7 @@ def config_subdir(resume: str | None) -> str:
 
 if not OmegaConf.has_resolver("job_name"):
     OmegaConf.register_new_resolver("job_name", job_name)
+if not OmegaConf.has_resolver("run_dir"):
+    OmegaConf.register_new_resolver("run_dir", run_dir)
 if not OmegaConf.has_resolver("config_subdir"):
     OmegaConf.register_new_resolver("config_subdir", config_subdir)
