@@ -40,7 +40,8 @@ test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The quick loop: everything but the end-to-end runs of the command line (DDP, sweeps, presets).
-test-fast: data
+# It expects the data in place (make data, or make test once).
+test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
