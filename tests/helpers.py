@@ -79,11 +79,12 @@ def run_cli(script: str, *args: str, cwd: Path, data_dir: Path) -> subprocess.Co
 
 
 class KillAtStep(L.Callback):
-    """Kills its own process with SIGKILL after optimizer step ``step``: a crash, no cleanup."""
+    """Sends its own process a signal (SIGKILL: a crash, no cleanup) after optimizer step
+    ``step``, so a test interrupts a real run at a known point."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    def __init__(self, step: int, signum: int = signal.SIGKILL) -> None:
+        self.step, self.signum = step, signum
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), self.signum)

@@ -1,0 +1,129 @@
+"""Faults at run time, with real processes: used run folders, divergence, signals, resume,
+data folders. Each is recorded honestly and says what to do."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.helpers import ROOT, run_cli
+from tests.test_bad_input import snapshot
+
+pytestmark = pytest.mark.slow
+
+def test_a_used_run_folder_is_refused_unless_resumed(tmp_path, data_dir) -> None:
+    short = ["model=mlp_sigmoid", "trainer=cpu", "trainer.max_epochs=1",
+             "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+             "trainer.limit_test_batches=1", "callbacks.input_images=null",
+             "callbacks.test_report=null", "hydra.run.dir=run"]
+    first = run_cli("train.py", *short, cwd=tmp_path, data_dir=data_dir)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(tmp_path / "run")
+    again = run_cli("train.py", *short, cwd=tmp_path, data_dir=data_dir)
+    assert again.returncode == 2
+    assert again.stderr.startswith(f"Error: hydra.run.dir={tmp_path / 'run'} already holds "
+                                   "another run (result.json, .hydra/config.yaml, checkpoints)")
+    assert snapshot(tmp_path / "run") == before
+    resumed = run_cli("train.py", *short, "trainer.max_epochs=2",
+                      f"ckpt_path={tmp_path / 'run/checkpoints/last.ckpt'}",
+                      cwd=tmp_path, data_dir=data_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert record["epochs"] == 2 and record["status"] == "completed"
+    assert record["resumed_from"] == str(tmp_path / "run/checkpoints/last.ckpt")
+    assert record["changed"] == {"trainer.max_epochs": [1, 2]}
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["optimizer=sgd", "optimizer.lr=1e6"], "training diverged: the loss is nan at step"),
+    (["optimizer=sgd", "optimizer.lr=1e9", "callbacks.divergence.chance_after_steps=20"],
+     "training diverged: the loss is"),
+    (["optimizer=adam", "optimizer.lr=1e-12", "callbacks.divergence.chance_after_steps=20"],
+     "training is not learning: accuracy"),
+])
+def test_divergence_stops_the_run_and_records_it(overrides, message, tmp_path, data_dir) -> None:
+    result = run_cli("train.py", "model=mlp_bn", "trainer=cpu", "trainer.max_epochs=1",
+                     "trainer.enable_progress_bar=false", "hydra.run.dir=run", *overrides,
+                     cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 3, result.stderr
+    assert message in result.stdout + result.stderr
+    record = json.loads((tmp_path / "run" / "result.json").read_text())  # valid JSON
+    assert record["status"] == "failed" and record["error"].startswith(message)
+    assert "lower the learning rate, e.g. optimizer.lr=" in record["error"]
+    assert record["best_checkpoint"] is None
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(signum, code, tmp_path,
+                                                            data_dir) -> None:
+    # The run signals itself after step 7: a real signal, at a known point of training.
+    result = run_cli("train.py", "model=mlp_bn", "trainer=cpu", "trainer.max_epochs=50",
+                     "trainer.enable_progress_bar=false", "hydra.run.dir=run",
+                     "+callbacks.signal._target_=tests.helpers.KillAtStep",
+                     "+callbacks.signal.step=7", f"+callbacks.signal.signum={int(signum)}",
+                     cwd=tmp_path, data_dir=data_dir)
+    output = result.stdout + result.stderr
+    assert result.returncode == code, output
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert record["status"] == "interrupted"
+    assert record["error"] == (f"{signal.Signals(signum).name} received; stopped after the "
+                               f"current step, saved {last}")
+    assert f"resume with: python {ROOT / 'train.py'} resume={tmp_path / 'run'}" in output
+    assert torch.load(last, weights_only=True)["global_step"] == 7  # the step it arrived in
+
+
+def test_runs_that_change_folder_share_one_data_copy(tmp_path, data_dir) -> None:
+    (tmp_path / "data").symlink_to(data_dir)  # a relative data folder, as users have it
+    env = os.environ | {"MNISTLAB_DATA_DIR": "data"}
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "trainer=debug",
+                             "model=mlp_sigmoid", "hydra.job.chdir=true", "hydra.run.dir=run"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "need fetching" not in result.stdout + result.stderr
+    assert not (tmp_path / "run" / "data").exists()
+
+
+def test_a_data_folder_that_is_a_file_is_one_line_not_a_traceback(tmp_path) -> None:
+    (tmp_path / "datafile").write_text("not a folder")
+    result = run_cli("train.py", "trainer=debug", cwd=tmp_path, data_dir=tmp_path / "datafile")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"Error: {tmp_path / 'datafile'} is a file, so MNIST data cannot be kept in")
+    assert "Traceback" not in result.stderr
+
+
+def test_resume_goes_on_in_the_runs_folder_with_its_own_config(tmp_path, data_dir) -> None:
+    first = run_cli("train.py", "model=mlp_bn", "trainer=cpu", "trainer.max_epochs=1",
+                    "trainer.limit_train_batches=5", "trainer.limit_val_batches=1",
+                    "trainer.limit_test_batches=1", "callbacks.input_images=null",
+                    "callbacks.test_report=null", "hydra.run.dir=run",
+                    cwd=tmp_path, data_dir=data_dir)
+    assert first.returncode == 0, first.stderr
+    config = (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
+    for bad, message in [
+        (["resume=run", "model=cnn"], "Error: resume=run goes on with the run's own config, but "
+                                      "model=cnn would change what it trains."),
+        (["resume=run", "optimizer.lr=0.5"], "but optimizer.lr=0.5 would change what it trains"),
+        (["resume=nowhere"], f"Error: resume=nowhere is invalid: {tmp_path / 'nowhere'} holds "
+                             "no run (no .hydra/config.yaml)"),
+    ]:
+        refused = run_cli("train.py", *bad, cwd=tmp_path, data_dir=data_dir)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    resumed = run_cli("train.py", "resume=run", "trainer.max_epochs=2", cwd=tmp_path,
+                      data_dir=data_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert (record["epochs"], record["status"]) == (2, "completed")
+    assert record["changed"] == {"trainer.max_epochs": [1, 2]}
+    # The run's own config (mlp_bn, 5 batches an epoch) trained on; its record stays.
+    assert record["parameters"] == 26634
+    assert (tmp_path / "run" / ".hydra" / "config.yaml").read_text() == config
+    assert len(list((tmp_path / "run" / ".hydra").glob("resumed-*/config.yaml"))) == 1
+    assert not (tmp_path / "outputs").exists()  # no new run folder
