@@ -14,14 +14,18 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab.checkpoints import load_model
+from mnistlab.checkpoints import CheckpointError, load_model
 from mnistlab.cuda_check import skip_failing_nvml_check
 from mnistlab.prediction import collect_inputs, predict_files, table, write
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    loaded = load_model(cfg.ckpt_path)
+    try:
+        loaded = load_model(cfg.ckpt_path)
+    except CheckpointError as err:
+        print(f"Error: ckpt_path={err}", file=sys.stderr)
+        raise SystemExit(2) from None
     inputs = cfg.inputs
     paths = collect_inputs(OmegaConf.to_container(inputs) if OmegaConf.is_list(inputs)
                            else str(inputs))

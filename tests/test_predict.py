@@ -144,3 +144,7 @@ def test_predict_command_classifies_the_good_files_and_names_the_bad(checkpoint,
     assert len(saved["d0.png"]["top"]) == 3 and saved["empty.png"]["error"] == "empty file"
     assert "2 of 5 files could not be classified" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed", "predictions.json"]
+    missing = run_cli("predict.py", "ckpt_path=gone.ckpt", f"inputs={folder}", cwd=tmp_path,
+                      data_dir=data_dir)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "Error: ckpt_path=gone.ckpt: no such file"

@@ -165,7 +165,7 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     try:
         info = inspect_checkpoint(path)
     except CheckpointError as err:
-        raise CheckpointError(f"{path} {err}") from None
+        raise CheckpointError(f"{path}: {err}") from None
     checkpoint = read_checkpoint(path)
     config = OmegaConf.create(info["config"])
     model = build_model(config)
