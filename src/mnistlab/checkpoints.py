@@ -8,6 +8,7 @@ from the file. ``load_model`` rebuilds the network from the config in the file a
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import time
@@ -70,8 +71,26 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def inspect_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The checkpoint's ``mnistlab`` entry, or a CheckpointError saying what the file is."""
+    """The checkpoint's ``mnistlab`` entry, or a CheckpointError saying what the file is.
+
+    A run checks its checkpoint before Hydra makes its folder, again before it trains, and
+    records what a resume changed; the file is read once for all of them (the cache is keyed
+    by the file's size and modification time, so a rewritten file is read again).
+    """
     path = Path(path)
+    if path.is_file() and path.stat().st_size:
+        stat = path.stat()
+        return _inspect_file(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return _verified(path)["mnistlab"]
+
+
+@functools.lru_cache(maxsize=4)
+def _inspect_file(path: str, size: int, mtime_ns: int) -> dict[str, Any]:
+    return _verified(Path(path))["mnistlab"]
+
+
+def _verified(path: Path) -> dict[str, Any]:
+    """The whole checkpoint, loaded as plain data, or a CheckpointError saying what it is."""
     if path.is_dir():
         raise CheckpointError(f"is a folder; pass a checkpoint file in it, e.g. "
                               f"{path / 'checkpoints' / 'last.ckpt'}")
@@ -97,7 +116,7 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if "mnistlab" not in checkpoint:
         raise CheckpointError("was not written by this version of train.py (no 'mnistlab' "
                               "entry with its config, classes and normalisation)")
-    return checkpoint["mnistlab"]
+    return checkpoint
 
 
 def last_checkpoint_path(trainer: L.Trainer) -> Path | None:
@@ -163,10 +182,10 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     from mnistlab.build import build_model  # build imports this module's users
 
     try:
-        info = inspect_checkpoint(path)
+        checkpoint = _verified(Path(path))
     except CheckpointError as err:
         raise CheckpointError(f"{path}: {err}") from None
-    checkpoint = read_checkpoint(path)
+    info = checkpoint["mnistlab"]
     config = OmegaConf.create(info["config"])
     model = build_model(config)
     model.load_state_dict(checkpoint["state_dict"])

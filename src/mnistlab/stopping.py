@@ -69,18 +69,21 @@ class DivergenceGuard(Callback):
             return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         value = float(loss.detach())
-        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
-        hint = (f"lower the learning rate, e.g. optimizer.lr={lr / 10:g}" if lr
-                else "lower optimizer.lr")
         if not math.isfinite(value):
-            raise DivergedError(f"training diverged: the loss is {value} at step {step}; {hint}")
+            raise DivergedError(f"training diverged: the loss is {value} at step {step}; "
+                                f"{_hint(trainer)}")
         if self.chance_after_steps and step == self.chance_after_steps:
             accuracy = float(pl_module.train_acc.compute())
             chance = 1 / pl_module.hparams.num_classes
             if accuracy < self.chance_margin * chance:
                 raise DivergedError(
                     f"training is not learning: accuracy {100 * accuracy:.1f}% after {step} "
-                    f"steps, chance is {100 * chance:.0f}%; {hint}")
+                    f"steps, chance is {100 * chance:.0f}%; {_hint(trainer)}")
+
+
+def _hint(trainer: L.Trainer) -> str:
+    lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+    return f"lower the learning rate, e.g. optimizer.lr={lr / 10:g}" if lr else "lower optimizer.lr"
 
 
 class SignalCheckpoint(Callback):
