@@ -54,7 +54,7 @@ reproduce: install
 		"replicate=range(0,$(REPRO_SEEDS))" hydra.sweep.dir=$(REPRO_DIR) \
 		trainer.enable_progress_bar=false $(ARGS)
 	$(BIN)/python -m mnistlab.reproduce $(REPRO_DIR) --out $(REPRO_OUT) \
-		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS)"
+		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS) REPRO_PRESETS=$(REPRO_PRESETS)"
 
 # The README's TensorBoard pictures: a small sweep, a real tensorboard, headless Chromium
 # (apt-get install chromium); writes docs/tensorboard_*.png.
