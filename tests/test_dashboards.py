@@ -89,7 +89,7 @@ class FakeModule:
         self.logged: dict[str, float] = {}
         self.device = torch.device("cpu")
 
-    def log_dict(self, values) -> None:
+    def log_dict(self, values, **options) -> None:
         self.logged |= {k: float(v) for k, v in values.items()}
 
 

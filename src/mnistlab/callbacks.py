@@ -44,7 +44,8 @@ class EpochTimer(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = self._now(pl_module) - self._start - self._validation
         self.seconds.append(seconds)
-        pl_module.log("time/epoch_s", seconds, on_epoch=True)
+        # Under DDP: the mean over processes.
+        pl_module.log("time/epoch_s", seconds, on_epoch=True, sync_dist=True)
 
 
 def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
@@ -125,8 +126,10 @@ class EvaluationReport(Callback):
         stage = getattr(pl_module, "test_prefix", "test")
         if self.per_class:
             correct = matrix.diag().float() / matrix.sum(dim=1).clamp(min=1)
+            # The same on every DDP process (compute() synced the matrix); max keeps it exact.
             pl_module.log_dict({f"{stage}/acc_class/{_tag(name)}": value
-                                for name, value in zip(classes, correct, strict=True)})
+                                for name, value in zip(classes, correct, strict=True)},
+                               sync_dist=True, reduce_fx="max")
         if trainer.global_rank != 0 or not _tensorboards(trainer):
             return
         step = trainer.global_step

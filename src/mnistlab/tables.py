@@ -32,11 +32,12 @@ def markdown(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def write_tables(out: Path, text: str, rows: list[dict[str, str]]) -> None:
-    """Write ``text`` (which holds the markdown table) to results.md and the rows to .csv."""
+def write_tables(out: Path, text: str, rows: list[dict[str, str]],
+                 name: str = "results") -> None:
+    """Write ``text`` (which holds the markdown table) to <name>.md and the rows to .csv."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text(text)
-    with (out / "results.csv").open("w", newline="") as f:
+    (out / f"{name}.md").write_text(text)
+    with (out / f"{name}.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

