@@ -18,7 +18,7 @@ REPRO_OUT ?= outputs/reproduce
 REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 REPRO_DIR ?= $(REPRO_OUT)/runs/$(REPRO_STAMP)
 
-.PHONY: install data train test test-fast lint bench reproduce screenshots clean
+.PHONY: install data train test test-fast lint bench reproduce compare screenshots clean
 
 install: $(VENV)/.installed
 
@@ -49,12 +49,33 @@ bench: install
 
 # One Hydra sweep over the presets; each run keeps its own folder under $(REPRO_DIR).
 # No progress bars: eight runs' bars would bury the results in the log.
+# The sweep writes its summary into $(REPRO_DIR); a copy with the command goes to $(REPRO_OUT),
+# also when a preset failed (make then exits non-zero).
 reproduce: install
 	$(BIN)/python train.py -m "experiment=$(REPRO_PRESETS)" \
 		"replicate=range(0,$(REPRO_SEEDS))" hydra.sweep.dir=$(REPRO_DIR) \
-		trainer.enable_progress_bar=false $(ARGS)
-	$(BIN)/python -m mnistlab.reproduce $(REPRO_DIR) --out $(REPRO_OUT) \
-		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS) REPRO_PRESETS=$(REPRO_PRESETS)"
+		trainer.enable_progress_bar=false $(ARGS); status=$$?; \
+	$(BIN)/python -m mnistlab.summary $(REPRO_DIR) --out $(REPRO_OUT) \
+		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS) REPRO_PRESETS=$(REPRO_PRESETS)" \
+		> /dev/null && exit $$status
+
+# Tutorial 004's question: which initialisation and optimizer train its network best? Its
+# 784-512-256-10 BatchNorm + Dropout MLP at batch 32, each optimizer at its own default learning
+# rate (conf/optimizer/), 3 inits x 8 optimizers x COMPARE_SEEDS seeds, jobs side by side.
+COMPARE_SEEDS ?= 2
+COMPARE_EPOCHS ?= 3
+COMPARE_OUT ?= outputs/compare
+COMPARE_DIR ?= $(COMPARE_OUT)/runs/$(REPRO_STAMP)
+compare: install
+	$(BIN)/python train.py -m model=mlp_bn_dropout data.batch_size=32 init=tutorial \
+		init.scheme=lecun_normal,xavier_uniform,kaiming_uniform \
+		optimizer=sgd,momentum,nesterov,adagrad,rmsprop,adadelta,adam,radam \
+		"replicate=range(0,$(COMPARE_SEEDS))" trainer.max_epochs=$(COMPARE_EPOCHS) \
+		hydra/launcher=joblib hydra.sweep.dir=$(COMPARE_DIR) trainer.enable_progress_bar=false \
+		callbacks.input_images=null $(ARGS); status=$$?; \
+	$(BIN)/python -m mnistlab.summary $(COMPARE_DIR) --out $(COMPARE_OUT) \
+		--command "make compare COMPARE_SEEDS=$(COMPARE_SEEDS) COMPARE_EPOCHS=$(COMPARE_EPOCHS)" \
+		> /dev/null && exit $$status
 
 # The README's TensorBoard pictures: a small sweep, a real tensorboard, headless Chromium
 # (apt-get install chromium); writes docs/tensorboard_*.png.

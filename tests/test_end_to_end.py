@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -71,17 +72,23 @@ def test_preset_sweep_with_replicates_makes_the_reproduce_table(tmp_path, data_d
     assert saved["tutorial"] == {"id": "002", "reported": "none (train loss 0.198)",
                                  "as_run": True}
     assert saved["parameters"] == 15910 and len(saved["epoch_seconds"]) == 1
-    out = tmp_path / "table"
-    subprocess.run([sys.executable, "-m", "mnistlab.reproduce", str(sweep), "--out", str(out)],
-                   check=True, capture_output=True)
-    table = (out / "results.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| tutorial")]
-    # In the tutorials' order, each with both seeds and a mean ± std.
-    assert [row.split(" | ")[0] for row in rows] == ["| tutorial000_mlp_bn",
-                                                      "| tutorial002_mlp_sigmoid"]
-    assert "| 1, 2 |" in rows[0] and "| 42, 43 |" in rows[1] and "±" in rows[1]
-    assert "| 83.04% (unscaled test pixels) |" in rows[0]
-    assert (out / "results.csv").read_text().startswith("preset,tutorial reported,test acc")
+    # The sweep's summary: one row per preset, its two seeds as mean ± std, best first.
+    table = (sweep / "summary.md").read_text()
+    header, _, *rows = [line.split(" | ") for line in table.splitlines()
+                        if line.startswith("| ")]
+    assert header[:4] == ["| job", "experiment", "status", "n"]
+    by_preset = {row[1]: dict(zip(header, row, strict=True)) for row in rows}
+    assert sorted(by_preset) == ["tutorial000_mlp_bn", "tutorial002_mlp_sigmoid"]
+    for preset, jobs_of_preset in [("tutorial002_mlp_sigmoid", jobs[:2]),
+                                   ("tutorial000_mlp_bn", jobs[2:])]:
+        row = by_preset[preset]
+        accuracies = [json.loads((sweep / job / "result.json").read_text())["metrics"]["test/acc"]
+                      for job in jobs_of_preset]
+        assert row["n"] == "2" and row["status"] == "2 completed"
+        assert row["test acc"] == (f"{100 * statistics.mean(accuracies):.2f} ± "
+                                   f"{100 * statistics.stdev(accuracies):.2f}%")
+    assert by_preset["tutorial000_mlp_bn"]["tutorial reported"] == "83.04% (unscaled test pixels)"
+    assert (sweep / "summary.csv").read_text().startswith("job,experiment,status,n,")
 
 
 def test_a_new_preset_file_joins_make_reproduce_and_its_table(tmp_path, data_dir) -> None:
@@ -104,21 +111,23 @@ def test_a_new_preset_file_joins_make_reproduce_and_its_table(tmp_path, data_dir
         env=os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     presets = sorted(p.stem for p in (project / "conf" / "experiment").glob("*.yaml"))
-    table = (out / "results.md").read_text()
-    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")][2:]
-    assert sorted(row[0].removeprefix("| ") for row in rows) == presets
-    [new] = [row for row in rows if row[0] == "| zz_wide_sigmoid"]
-    assert new[1] == "12.34% (002, same network)" and new[-1] == "31,810 |"
-    # The tutorials' own runs come first, each with the figure its preset file gives.
-    assert [row[0] for row in rows[:6]] == [f"| {p}" for p in presets if p.startswith("tutorial")]
-    assert rows[3][1] == "98.74%"
+    table = (out / "summary.md").read_text()
+    assert "Command: `make reproduce REPRO_SEEDS=1 REPRO_PRESETS=glob(*)`" in table
+    header, _, *rows = [line.split(" | ") for line in table.splitlines()
+                        if line.startswith("| ")]
+    rows = {row[1]: dict(zip(header, row, strict=True)) for row in rows}
+    assert sorted(rows) == presets
+    assert rows["zz_wide_sigmoid"]["tutorial reported"] == "12.34% (002, same network)"
+    assert rows["tutorial003_cnn"]["tutorial reported"] == "98.74%"
+    assert all(row["status"] == "completed" for row in rows.values())
 
 
 def test_bad_value_inside_a_sweep_stops_that_job_before_training(tmp_path, data_dir) -> None:
     result = run_cli("train.py", "-m", *SHORT, "model=mlp_sigmoid", "data.batch_size=16,0",
                      cwd=tmp_path, data_dir=data_dir)
-    assert result.returncode != 0
-    assert "data.batch_size=0 is invalid" in result.stderr
+    assert result.returncode == 1
+    assert "data.batch_size=0 is invalid" in result.stdout
+    assert "1 of 2 jobs failed: 1_data.batch_size=0" in result.stderr
     [sweep] = (tmp_path / "outputs" / "multirun").glob("*/*")
     good, bad = sweep / "0_data.batch_size=16", sweep / "1_data.batch_size=0"
     assert list(good.rglob("events.out.tfevents.*"))  # the good job kept its logs

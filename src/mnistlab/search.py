@@ -5,8 +5,9 @@ folder here) and loads it again when the same sweep folder is used, but then run
 ``n_trials`` *more* trials, numbers the new jobs from 0 again (into the folders of the first
 run's jobs) and leaves the trial that was running when the search was killed marked as running
 forever. ``ResumeSearch`` runs before the sweeper is built and makes ``n_trials`` the study's
-total: it marks that killed trial failed, asks only for the trials still missing, and numbers
-new job folders after the existing ones.
+total: it marks that killed trial failed, asks only for the trials still missing, numbers
+new job folders after the existing ones, and moves the sampler's seed on (the same seed would
+draw the first run's trials again).
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ class ResumeSearch(Callback):
             running = []
         total = int(config.hydra.sweeper.n_trials)
         remaining = max(0, total - len(finished) - len(running))
+        seed = OmegaConf.select(config, "hydra.sweeper.sampler.seed")
         with read_write(config), open_dict(config):
             config.hydra.sweeper.n_trials = remaining
+            if seed is not None:  # the same seed would draw the first run's trials again
+                config.hydra.sweeper.sampler.seed = int(seed) + len(study.trials)
         os.environ[JOB_OFFSET_ENV] = str(len(study.trials))
         log.info("study %r in %s: %d of %d trials finished, %d running elsewhere; running %d "
                  "more", name, storage, len(finished), total, len(running), remaining)

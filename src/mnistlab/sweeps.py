@@ -67,7 +67,7 @@ def job_name(num: int, overrides: Sequence[str]) -> str:
 
 def short_value(value: str) -> str:
     """A sampled float such as 0.0018785426399210619 as 0.001879, for names and tables."""
-    if "." not in value and "e" not in value.lower():
+    if len(value) <= 8:
         return value
     try:
         number = float(value)

@@ -1,0 +1,183 @@
+"""Sweeps as users run them: summaries, failing jobs, parallel jobs, a search, submitit, DDP.
+
+Each test starts real processes on the real MNIST files, so they are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.helpers import ROOT, run_cli
+
+pytestmark = pytest.mark.slow
+
+SHORT = ["trainer=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+         "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+         "trainer.enable_progress_bar=false", "callbacks.input_images=null",
+         "callbacks.test_report=null", "model=mlp_sigmoid"]
+
+
+def table(sweep: Path) -> list[dict[str, str]]:
+    """summary.md's rows as dicts, as a reader sees them."""
+    lines = [line for line in (sweep / "summary.md").read_text().splitlines()
+             if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
+            for line in lines[2:]]
+
+
+def results(sweep: Path) -> dict[str, dict]:
+    return {path.parent.name: json.loads(path.read_text())
+            for path in sweep.glob("*/result.json")}
+
+
+def test_a_failing_job_in_the_middle_is_recorded_and_the_sweep_goes_on(tmp_path,
+                                                                       data_dir) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli("train.py", "-m", *SHORT, "optimizer.lr=0.01,-1,0.02",
+                     f"hydra.sweep.dir={sweep}", cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 1, result.stderr
+    assert ("Error: 1 of 3 jobs failed: 1_optimizer.lr=-1 (each folder keeps its log and "
+            "result.json)") in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    runs = results(sweep)
+    assert runs["2_optimizer.lr=0.02"]["status"] == "completed"  # the job after the failure ran
+    failed = runs["1_optimizer.lr=-1"]
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("optimizer.lr=-1 is invalid: it must be a finite number")
+    assert "optimizer.lr=-1 is invalid" in (sweep / "1_optimizer.lr=-1" / "train.log").read_text()
+    rows = table(sweep)
+    assert [row["optimizer.lr"] for row in rows][-1] == "-1"  # failed jobs last
+    assert rows[-1]["status"].startswith("failed: optimizer.lr=-1 is invalid")
+    for row in rows[:2]:
+        run = runs[row["run folder"]]
+        assert row["best val acc"] == f"{100 * run['metrics']['val/acc_best']:.2f}%"
+        assert row["test acc"] == f"{100 * run['metrics']['test/acc']:.2f}%"
+    assert (float(rows[0]["best val acc"].rstrip("%"))
+            >= float(rows[1]["best val acc"].rstrip("%")))
+    assert (sweep / "summary.md").read_text().splitlines()[-1] in result.stdout  # printed too
+
+
+def test_a_diverging_job_is_failed_with_its_reason(tmp_path, data_dir) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli("train.py", "-m", *SHORT, "model=mlp_bn", "optimizer=sgd",
+                     "optimizer.lr=0.1,1e9", "callbacks.divergence.chance_after_steps=20",
+                     "trainer.limit_train_batches=40", f"hydra.sweep.dir={sweep}",
+                     cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 1
+    runs = results(sweep)
+    assert runs["0_optimizer.lr=0.1"]["status"] == "completed"
+    diverged = runs["1_optimizer.lr=1e+09"]  # Hydra writes the swept float so
+    assert diverged["status"] == "failed"
+    assert diverged["error"].startswith("training diverged: the loss is")
+    assert diverged["metrics"]  # what it logged before it stopped is kept
+
+
+def test_joblib_runs_jobs_side_by_side_with_the_sequential_sweeps_results(tmp_path,
+                                                                          data_dir) -> None:
+    args = [*SHORT, "optimizer.lr=0.01,0.02", "seed=1,2", "trainer.limit_train_batches=10"]
+    sequential = run_cli("train.py", "-m", *args, "threads=1", "hydra.sweep.dir=seq",
+                         cwd=tmp_path, data_dir=data_dir)
+    assert sequential.returncode == 0, sequential.stderr
+    parallel = run_cli("train.py", "-m", *args, "hydra/launcher=joblib",
+                       "hydra.launcher.n_jobs=2", "hydra.sweep.dir=par",
+                       cwd=tmp_path, data_dir=data_dir)
+    assert parallel.returncode == 0, parallel.stderr
+    assert "Joblib.Parallel(n_jobs=2" in parallel.stdout + parallel.stderr
+    seq, par = results(tmp_path / "seq"), results(tmp_path / "par")
+    assert sorted(seq) == sorted(par) and len(par) == 4
+    cores = len(os.sched_getaffinity(0))
+    for name, run in par.items():
+        # Each of the two parallel jobs gets half the cores; the sequential run asked for 1.
+        assert run["threads"] == max(1, cores // 2), name
+        assert seq[name]["threads"] == 1
+        if run["threads"] == 1:  # the same arithmetic, so the same numbers
+            untimed = {k: v for k, v in run["metrics"].items() if not k.startswith("time/")}
+            assert untimed == {k: seq[name]["metrics"][k] for k in untimed}, name
+    assert len(table(tmp_path / "par")) == 4
+
+
+def test_an_optuna_search_killed_midway_resumes_from_its_sqlite_study(tmp_path,
+                                                                      data_dir) -> None:
+    sweep = tmp_path / "search"
+    command = [sys.executable, str(ROOT / "train.py"), "hparams_search=optuna",
+               *SHORT[:-1], "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}",
+               "trainer.limit_train_batches=20", "trainer.limit_val_batches=2",
+               "callbacks.step_checkpoint.every_n_steps=1"]
+    env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    # Kill the search (no cleanup: SIGKILL) once its second trial is training.
+    while not list(sweep.glob("1_*/checkpoints/last.ckpt")):
+        assert first.poll() is None and time.monotonic() < deadline, "the search ended early"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    study = optuna.load_study(study_name="mnistlab", storage=f"sqlite:///{sweep}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "RUNNING"]
+
+    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            check=False)
+    assert second.returncode == 0, second.stderr[-3000:]
+    output = second.stdout + second.stderr
+    assert "1 of 3 trials finished, 0 running elsewhere; running 2 more" in output
+    study = optuna.load_study(study_name="mnistlab", storage=f"sqlite:///{sweep}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    jobs = sorted(p.name for p in sweep.iterdir() if (p / ".hydra").is_dir())
+    assert [job.split("_")[0] for job in jobs] == ["0", "1", "2", "3"]  # nothing overwritten
+    assert all("optimizer=" in job and "lr=" in job for job in jobs)
+    rows = table(sweep)
+    assert sorted(row["status"] for row in rows) == ["completed"] * 3 + ["no result"]
+    best = max(t.value for t in study.trials if t.value is not None)
+    assert rows[0]["best val acc"] == f"{100 * best:.2f}%"
+
+
+def test_submitit_local_runs_a_sweep_as_the_slurm_launcher_would(tmp_path, data_dir) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli("train.py", "-m", *SHORT, "optimizer=adam,sgd",
+                     "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+                     f"hydra.sweep.dir={sweep}", cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = results(sweep)
+    assert sorted(runs) == ["0_optimizer=adam", "1_optimizer=sgd"]
+    assert all(run["status"] == "completed" for run in runs.values())
+    # submitit's own record of each job: its stdout, where the job logged its summary.
+    logs = list((sweep / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 2 and all("test acc" in log.read_text() for log in logs)
+    assert [row["optimizer"] for row in table(sweep)] != []
+
+
+def test_ddp_metrics_equal_a_single_process_evaluation_with_no_hints(tmp_path,
+                                                                     data_dir) -> None:
+    # 4,999 validation images do not split evenly over 2 processes, nor into batches of 700.
+    data = ["data.val_size=4999", "data.eval_batch_size=700"]
+    trained = run_cli("train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                      "model=mlp_bn", *SHORT[1:-1], "trainer.limit_train_batches=10",
+                      "trainer.limit_val_batches=null", "trainer.limit_test_batches=null",
+                      *data, "hydra.run.dir=ddp", cwd=tmp_path, data_dir=data_dir)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    output = trained.stdout + trained.stderr
+    for log in (tmp_path / "ddp").glob("*.log"):
+        output += log.read_text()
+    assert "sync_dist" not in output and "PossibleUserWarning" not in output
+    ddp = json.loads((tmp_path / "ddp" / "result.json").read_text())["metrics"]
+    checkpoint = json.loads((tmp_path / "ddp" / "result.json").read_text())["best_checkpoint"]
+    for split, images in (("test", 10000), ("val", 4999)):
+        single = run_cli("eval.py", f"ckpt_path={checkpoint}", f"split={split}", "trainer=cpu",
+                         f"hydra.run.dir=eval_{split}", cwd=tmp_path, data_dir=data_dir)
+        assert single.returncode == 0, single.stderr[-3000:]
+        evaluated = json.loads((tmp_path / f"eval_{split}" / "result.json").read_text())
+        assert evaluated["images"] == images
+        assert evaluated["metrics"][f"{split}/acc"] == ddp[f"{split}/acc"]
+        assert evaluated["metrics"][f"{split}/loss"] == pytest.approx(ddp[f"{split}/loss"],
+                                                                      rel=1e-6)
