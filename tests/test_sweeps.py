@@ -79,7 +79,7 @@ def test_a_diverging_job_is_failed_with_its_reason(tmp_path, data_dir) -> None:
     diverged = runs["1_optimizer.lr=1e+09"]  # Hydra writes the swept float so
     assert diverged["status"] == "failed"
     assert diverged["error"].startswith("training diverged: the loss is")
-    assert diverged["metrics"]  # what it logged before it stopped is kept
+    assert table(sweep)[-1]["status"] == f"failed: {diverged['error']}"
 
 
 def test_joblib_runs_jobs_side_by_side_with_the_sequential_sweeps_results(tmp_path,
