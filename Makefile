@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[dev,sweeps]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,sweeps,demo,export]"
 	touch $@
 
 # Obtain and verify MNIST in $MNISTLAB_DATA_DIR (default data/), as train.py would.
@@ -46,6 +46,7 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.sweeps
 
 # One Hydra sweep over the presets; each run keeps its own folder under $(REPRO_DIR).
 # No progress bars: eight runs' bars would bury the results in the log.

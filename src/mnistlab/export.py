@@ -1,0 +1,159 @@
+"""A checkpoint as a file that runs without mnistlab: ONNX (any onnxruntime) or TorchScript.
+
+The exported graph includes the checkpoint's input normalisation, so its input is plain pixels:
+float32 (N, 1, 28, 28) in [0, 1], a light digit on a dark background, centred as MNIST's digits
+are (what ``mnistlab.digits.prepare_digit`` makes of any picture). The output is one logit per
+class. A JSON card beside the file says so, with the class names; ``check`` runs the exported
+file on the whole test set and compares it with the checkpoint's own network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from mnistlab.checkpoints import LoadedModel
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+INPUT, OUTPUT = "pixels", "logits"
+
+
+class WithNormalisation(nn.Module):
+    """The network behind its own input normalisation, so that users feed plain pixels."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        super().__init__()
+        self.network = loaded.model.eval()
+        self.normalize = loaded.normalize
+        self.register_buffer("mean", torch.tensor(loaded.mean))
+        self.register_buffer("std", torch.tensor(loaded.std))
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        if self.normalize:
+            pixels = (pixels - self.mean) / self.std
+        return self.network(pixels)
+
+
+def card(loaded: LoadedModel, fmt: str) -> dict:
+    """What a user of the exported file needs to know, written beside it as JSON."""
+    normalisation = (f"built in: (pixels - {loaded.mean}) / {loaded.std}" if loaded.normalize
+                     else "none (the network was trained on [0, 1] pixels)")
+    return {
+        "format": fmt,
+        "checkpoint": str(loaded.path),
+        "model": loaded.config.model._target_.rsplit(".", 1)[-1],
+        "input": {"name": INPUT, "dtype": "float32", "shape": ["batch", 1, 28, 28],
+                  "pixels": "[0, 1], light digit on a dark background, cropped to the ink, "
+                            "scaled to fit 20x20 and centred by mass in 28x28 (as MNIST; "
+                            "mnistlab.digits.prepare_digit does this to any picture)",
+                  "normalisation": normalisation},
+        "output": {"name": OUTPUT, "shape": ["batch", len(loaded.classes)],
+                   "meaning": "logits; softmax gives probabilities, argmax the class"},
+        "classes": loaded.classes,
+    }
+
+
+def export(loaded: LoadedModel, fmt: str, out: Path | None = None) -> Path:
+    """Write the network in ``fmt`` (default: beside the checkpoint) and its JSON card."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format={fmt!r} is unknown; use format=onnx or format=torchscript")
+    out = out or loaded.path.with_suffix(FORMATS[fmt])
+    module = WithNormalisation(loaded).eval()
+    example = torch.rand(2, 1, 28, 28)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporters' notes on their own internals
+        if fmt == "onnx":
+            for name in ("onnxscript", "onnx_ir"):  # each optimisation pass says what it did
+                logging.getLogger(name).setLevel(logging.WARNING)
+            batch = torch.export.Dim("batch")
+            program = torch.onnx.export(module, (example,), input_names=[INPUT],
+                                        output_names=[OUTPUT], dynamo=True,
+                                        dynamic_shapes={"pixels": {0: batch}}, verbose=False)
+            program.save(str(out))
+        else:
+            # A LightningModule outside a Trainer refuses attribute lookups that tracing
+            # makes; Lightning's own to_torchscript sets this flag for the same reason.
+            loaded.model._jit_is_scripting = True
+            try:
+                torch.jit.trace(module, example).save(str(out))
+            finally:
+                loaded.model._jit_is_scripting = False
+    Path(f"{out}.json").write_text(json.dumps(card(loaded, fmt), indent=2) + "\n")
+    return out
+
+
+@dataclass
+class Check:
+    """How the exported file's answers compare with the checkpoint's on a set of images."""
+
+    images: int
+    max_logit_difference: float
+    same_predictions: int
+    accuracy: float
+
+    @property
+    def identical(self) -> bool:
+        return self.same_predictions == self.images
+
+
+def run_exported(path: Path, pixels: Tensor, batch_size: int = 1000) -> Tensor:
+    """Logits of the exported file: onnxruntime for .onnx, torch.jit for TorchScript."""
+    chunks = []
+    if path.suffix == ".onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        for start in range(0, len(pixels), batch_size):
+            batch = pixels[start:start + batch_size].numpy()
+            chunks.append(torch.from_numpy(session.run([OUTPUT], {INPUT: batch})[0]))
+    else:
+        module = torch.jit.load(str(path))
+        with torch.no_grad():
+            chunks = [module(pixels[start:start + batch_size])
+                      for start in range(0, len(pixels), batch_size)]
+    return torch.cat(chunks)
+
+
+def check(loaded: LoadedModel, path: Path, pixels: Tensor, labels: Tensor) -> Check:
+    """Run the exported file and the checkpoint's network on the same images."""
+    with torch.no_grad():
+        expected = torch.cat([WithNormalisation(loaded)(pixels[s:s + 1000])
+                              for s in range(0, len(pixels), 1000)])
+    logits = run_exported(path, pixels)
+    predicted = logits.argmax(dim=1)
+    return Check(images=len(pixels),
+                 max_logit_difference=float((logits - expected).abs().max()),
+                 same_predictions=int((predicted == expected.argmax(dim=1)).sum()),
+                 accuracy=float((predicted == labels).float().mean()))
+
+
+def test_pixels(loaded: LoadedModel, data_dir: str) -> tuple[Tensor, Tensor]:
+    """The checkpoint's dataset's test images as [0, 1] pixels, and their labels."""
+    from omegaconf import open_dict
+
+    from mnistlab.build import build_datamodule
+
+    config = loaded.config.copy()
+    with open_dict(config):
+        config.data.data_dir = data_dir
+        config.data.loader = "memory"
+    datamodule = build_datamodule(config)
+    datamodule.prepare_data()
+    datamodule.setup()
+    test = datamodule.test_set
+    return test.images.float() / 255, test.labels
+
+
+def report(check_result: Check) -> str:
+    verdict = ("identical" if check_result.identical else
+               f"DIFFERENT for {check_result.images - check_result.same_predictions}")
+    return (f"checked on {check_result.images} test images: predicted digits {verdict}, "
+            f"largest logit difference {check_result.max_logit_difference:.2e}, "
+            f"accuracy {100 * check_result.accuracy:.2f}%")
+
