@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from mnistlab.checkpoints import CheckpointError, load_model
 from mnistlab.cuda_check import skip_failing_nvml_check
-from mnistlab.export import FORMATS, check, export, report, test_pixels
+from mnistlab.export import FORMATS, check, export, report, held_out_pixels
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> None:
     print(f"written {path} ({path.stat().st_size / 1e6:.1f} MB) and {path}.json")
     if not cfg.check:
         return
-    result = check(loaded, path, *test_pixels(loaded, cfg.paths.data_dir))
+    result = check(loaded, path, *held_out_pixels(loaded, cfg.paths.data_dir))
     print(report(result))
     if not result.identical:
         raise SystemExit(1)

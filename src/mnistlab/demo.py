@@ -34,10 +34,10 @@ SELECT_BRUSH = """() => {
     }
   }, 100);
 }"""
-CLEAR_CANVAS = """() => {
+CLEAR_CANVAS = ("""() => {
   document.querySelector('#canvas button[aria-label="Clear canvas"]')?.click();
-  (%s)();
-}""" % SELECT_BRUSH
+  (""" + SELECT_BRUSH + """)();
+}""")
 # How much the 28x28 input is enlarged on the page (nearest neighbour: the pixels stay visible).
 ZOOM = 8
 

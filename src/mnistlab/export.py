@@ -133,7 +133,7 @@ def check(loaded: LoadedModel, path: Path, pixels: Tensor, labels: Tensor) -> Ch
                  accuracy=float((predicted == labels).float().mean()))
 
 
-def test_pixels(loaded: LoadedModel, data_dir: str) -> tuple[Tensor, Tensor]:
+def held_out_pixels(loaded: LoadedModel, data_dir: str) -> tuple[Tensor, Tensor]:
     """The checkpoint's dataset's test images as [0, 1] pixels, and their labels."""
     from omegaconf import open_dict
 

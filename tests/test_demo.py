@@ -1,0 +1,139 @@
+"""The demo page in a real browser, and exported networks run outside mnistlab.
+
+The browser test trains a CNN for one epoch on the real MNIST, serves it with demo.py and draws
+digits with the mouse in headless Chromium (Debian's package; skipped with the reason when it
+is absent).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import open_dict
+from PIL import Image
+from torchvision.datasets import MNIST
+
+from mnistlab import browser
+from mnistlab.checkpoints import load_model
+from mnistlab.demo import NoCheckpointError, newest_checkpoint, read_digit
+from mnistlab import export as exporting
+from mnistlab.training import train
+from tests.helpers import run_cli
+
+WAITING = "Draw a digit, or upload a picture of one."
+
+
+@pytest.fixture(scope="module")
+def mnist_cnn(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CNN trained for one epoch on the real MNIST (about 98.5% on the test set)."""
+    folder = tmp_path_factory.mktemp("cnn")
+    result = run_cli("train.py", "model=cnn", "trainer=cpu", "trainer.max_epochs=1",
+                     "trainer.enable_progress_bar=false", "callbacks.input_images=null",
+                     "callbacks.test_report=null", "hydra.run.dir=run", cwd=folder,
+                     data_dir=data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Path(json.loads((folder / "run" / "result.json").read_text())["best_checkpoint"])
+
+
+def paper_digit(data_dir: Path, index: int, path: Path) -> int:
+    """Test image ``index`` as a photo-like PNG: dark ink on white, 5 times larger, off-centre."""
+    test = MNIST(data_dir, train=False)
+    ink = np.asarray(test.data[index].numpy(), dtype=np.uint8)
+    page = np.full((200, 240), 255, dtype=np.uint8)
+    page[30:170, 70:210] = 255 - np.kron(ink, np.ones((5, 5), dtype=np.uint8))
+    Image.fromarray(page).save(path)
+    return int(test.targets[index])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(browser.chromium() is None,
+                    reason="needs Debian's chromium (apt-get install chromium)")
+def test_digits_drawn_with_the_mouse_and_uploaded_files_in_a_real_browser(
+        mnist_cnn, data_dir, tmp_path) -> None:
+    picture = tmp_path / "my_digit.png"
+    label = paper_digit(data_dir, 0, picture)
+    (tmp_path / "notes.txt").write_text("not a picture")
+    with browser.serve_demo(mnist_cnn, cwd=tmp_path) as url, browser.open_page(url) as page:
+        header = page.locator("h2 + p, .prose p").first.inner_text()
+        assert "CNN, test accuracy" in page.content() and str(mnist_cnn.name) in header
+        for digit in ("1", "0", "7"):
+            browser.draw(page, browser.DIGITS[digit])
+            assert browser.prediction(page, WAITING).startswith(f"Predicted: {digit} ("), digit
+            # The ten probabilities as bars, and the 28x28 input the network saw.
+            assert page.locator("#probabilities").inner_text().count("%") == 10
+            assert page.locator("#seen img").count() == 1
+            assert browser.clear(page) == WAITING
+        browser.upload(page, picture)
+        assert browser.prediction(page, WAITING).startswith(f"Predicted: {label} (")
+        browser.clear(page)
+        browser.upload(page, tmp_path / "notes.txt")
+        assert browser.prediction(page, WAITING) == (
+            "Cannot read notes.txt: not an image (no image format recognised).")
+    assert "Traceback" not in (tmp_path / "demo.log").read_text()
+
+
+def test_reading_a_digit_shows_the_prepared_28x28_input(mnist_cnn, data_dir, tmp_path) -> None:
+    loaded = load_model(mnist_cnn)
+    label = paper_digit(data_dir, 1, tmp_path / "two.png")
+    reading = read_digit(loaded, Image.open(tmp_path / "two.png"))
+    assert reading.message.startswith(f"Predicted: {label} (")
+    assert sorted(reading.probabilities) == [str(d) for d in range(10)]
+    assert sum(reading.probabilities.values()) == pytest.approx(1, abs=1e-5)
+    assert reading.seen.shape == (224, 224) and reading.seen.max() == 255
+    blank = read_digit(loaded, Image.new("L", (50, 50), 255))
+    assert blank.message == "Cannot read a digit: no ink: the image is blank or has too little " \
+                            "contrast." and blank.probabilities is None
+
+
+def test_without_a_checkpoint_the_demo_says_to_train_first(tmp_path, data_dir) -> None:
+    with pytest.raises(NoCheckpointError, match="train a model first"):
+        newest_checkpoint(tmp_path / "outputs")
+    result = run_cli("demo.py", cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"Error: no checkpoint under {tmp_path / 'outputs'}: train "
+                                    "a model first")
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_command_writes_the_network_beside_its_checkpoint_and_checks_it(
+        fmt, mnist_cnn, data_dir, tmp_path) -> None:
+    copy = tmp_path / "checkpoints" / mnist_cnn.name
+    copy.parent.mkdir()
+    copy.write_bytes(mnist_cnn.read_bytes())
+    result = run_cli("export.py", f"ckpt_path={copy}", f"format={fmt}", cwd=tmp_path,
+                     data_dir=data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = copy.with_suffix(".onnx" if fmt == "onnx" else ".torchscript.pt")
+    assert f"written {written}" in result.stdout
+    assert "checked on 10000 test images: predicted digits identical" in result.stdout
+    card = json.loads(Path(f"{written}.json").read_text())
+    assert card["input"]["shape"] == ["batch", 1, 28, 28]
+    assert card["input"]["normalisation"] == "built in: (pixels - 0.1307) / 0.3081"
+    assert card["classes"] == [str(d) for d in range(10)]
+
+
+def test_export_refuses_an_unknown_format(mnist_cnn, tmp_path, data_dir) -> None:
+    result = run_cli("export.py", f"ckpt_path={mnist_cnn}", "format=tflite", cwd=tmp_path,
+                     data_dir=data_dir)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("Error: format='tflite' is unknown; use format=onnx or "
+                                     "format=torchscript")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["cnn", "cnn_deep", "mlp_bn", "mlp_dropout", "mlp_sigmoid",
+                                   "mlp_bn_dropout"])
+def test_every_network_runs_the_same_in_onnxruntime_on_the_whole_test_set(
+        model, make_cfg, data_dir, tmp_path) -> None:
+    cfg = make_cfg(f"model={model}", "data._target_=mnistlab.data.MNISTDataModule")
+    with open_dict(cfg):  # a few batches of the real files, so the test set is all 10,000
+        cfg.paths.data_dir = str(data_dir)
+    result = train(cfg)
+    loaded = load_model(result.best_checkpoint)
+    path = exporting.export(loaded, "onnx", tmp_path / f"{model}.onnx")
+    checked = exporting.check(loaded, path, *exporting.held_out_pixels(loaded, str(data_dir)))
+    assert checked.images == 10000 and checked.identical, checked
+    assert checked.max_logit_difference < 1e-3
