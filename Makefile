@@ -18,7 +18,7 @@ REPRO_OUT ?= outputs/reproduce
 REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 REPRO_DIR ?= $(REPRO_OUT)/runs/$(REPRO_STAMP)
 
-.PHONY: install data train test test-fast lint bench reproduce compare screenshots clean
+.PHONY: install data train test test-fast lint bench reproduce compare screenshots demo clean
 
 install: $(VENV)/.installed
 
@@ -78,10 +78,18 @@ compare: install
 		--command "make compare COMPARE_SEEDS=$(COMPARE_SEEDS) COMPARE_EPOCHS=$(COMPARE_EPOCHS)" \
 		> /dev/null && exit $$status
 
-# The README's TensorBoard pictures: a small sweep, a real tensorboard, headless Chromium
-# (apt-get install chromium); writes docs/tensorboard_*.png.
+# The README's pictures: a small sweep in a real tensorboard, and the demo page with a drawn 7
+# (newest checkpoint under outputs/), in headless Chromium (apt-get install chromium);
+# writes docs/tensorboard_*.png and docs/demo.png.
 screenshots: install
 	$(BIN)/python docs/screenshots.py
+	$(BIN)/python docs/demo_screenshot.py
+
+# The page to draw a digit on: make demo CKPT=outputs/runs/<date>/<time>/checkpoints/epoch_NNN.ckpt
+# (without CKPT: the newest best checkpoint under outputs/).
+CKPT ?=
+demo: install
+	$(BIN)/python demo.py $(if $(CKPT),ckpt_path=$(CKPT))
 
 lint: install
 	$(BIN)/ruff check .

@@ -48,7 +48,7 @@ def metrics(sweep_dir: Path) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per job (default 3)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per job (default 4)")
     parser.add_argument("--parallel", type=int, default=2, help="jobs side by side (default 2)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
     args = parser.parse_args()

@@ -82,7 +82,7 @@ def test_reading_a_digit_shows_the_prepared_28x28_input(mnist_cnn, data_dir, tmp
     assert reading.message.startswith(f"Predicted: {label} (")
     assert sorted(reading.probabilities) == [str(d) for d in range(10)]
     assert sum(reading.probabilities.values()) == pytest.approx(1, abs=1e-5)
-    assert reading.seen.shape == (224, 224) and reading.seen.max() == 255
+    assert reading.seen.shape == (196, 196) and reading.seen.max() == 255
     blank = read_digit(loaded, Image.new("L", (50, 50), 255))
     assert blank.message == "Cannot read a digit: no ink: the image is blank or has too little " \
                             "contrast." and blank.probabilities is None

@@ -39,7 +39,7 @@ CLEAR_CANVAS = ("""() => {
   (""" + SELECT_BRUSH + """)();
 }""")
 # How much the 28x28 input is enlarged on the page (nearest neighbour: the pixels stay visible).
-ZOOM = 8
+ZOOM = 7
 
 
 class NoCheckpointError(FileNotFoundError):
@@ -149,7 +149,7 @@ def build_page(loaded: LoadedModel, max_pixels: int = MAX_PIXELS) -> Any:
                 bars = gr.Label(num_top_classes=len(loaded.classes), label="Probabilities",
                                 elem_id="probabilities")
                 seen = gr.Image(label="What the network saw (28x28)", type="numpy",
-                                image_mode="L", interactive=False, elem_id="seen")
+                                image_mode="L", interactive=False, height=260, elem_id="seen")
         outputs = [message, bars, seen]
         canvas.change(from_sketch, canvas, outputs, trigger_mode="always_last")
         upload.change(from_upload, upload, outputs)
