@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from mnistlab.checkpoints import CheckpointError, load_model
 from mnistlab.cuda_check import skip_failing_nvml_check
-from mnistlab.export import FORMATS, check, export, report, held_out_pixels
+from mnistlab.export import FORMATS, check, export, held_out_pixels, report
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
