@@ -46,6 +46,23 @@ def test_sweep_jobs_are_named_by_what_differs_in_folders_and_tensorboard(tmp_pat
     assert jobs == ["0_model=mlp_sigmoid,optimizer=adam", "1_model=mlp_sigmoid,optimizer=sgd",
                     "2_model=mlp_bn,optimizer=adam", "3_model=mlp_bn,optimizer=sgd"]
     assert "model=mlp_bn" in (sweep / jobs[3] / ".hydra" / "overrides.yaml").read_text()
+    # The sweep's summary: one row per job, its own numbers, best validation accuracy first.
+    lines = [line.split(" | ") for line in (sweep / "summary.md").read_text().splitlines()
+             if line.startswith("| ")]
+    header, rows = [cell.strip("| ") for cell in lines[0]], lines[2:]
+    assert header == ["job", "model", "optimizer", "status", "best val acc", "test acc", "epochs",
+                      "s/epoch", "total s", "run folder"]
+    rows = [dict(zip(header, (cell.strip("| ") for cell in row), strict=True)) for row in rows]
+    assert sorted(row["run folder"] for row in rows) == jobs
+    for row in rows:
+        run = json.loads((sweep / row["run folder"] / "result.json").read_text())
+        name = f"{row['job']}_model={row['model']},optimizer={row['optimizer']}"
+        assert row["run folder"] == name
+        assert row["best val acc"] == f"{100 * run['metrics']['val/acc_best']:.2f}%"
+        assert row["test acc"] == f"{100 * run['metrics']['test/acc']:.2f}%"
+        assert row["status"] == "completed" and row["epochs"] == "1"
+    best = [float(row["best val acc"].rstrip("%")) for row in rows]
+    assert best == sorted(best, reverse=True)
     # `tensorboard --logdir <sweep>` lists each run by its folder, with an HPARAMS entry.
     runs = EventMultiplexer().AddRunsFromDirectory(str(sweep))
     runs.Reload()

@@ -129,5 +129,6 @@ def upload(page: Any, path: str | os.PathLike[str]) -> None:
 
 def clear(page: Any) -> str:
     """Press the page's Clear button; return the prediction line it leaves."""
+    before = page.locator("#prediction [data-testid=markdown]").inner_text().strip()
     page.locator("#clear").click()
-    return prediction(page, changed_from="")
+    return prediction(page, changed_from=before)
