@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from PIL import Image
+
+from mnistlab.browser import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ["model=cnn,mlp_bn", "optimizer=adam,sgd", "optimizer.lr=0.003", "scheduler=onecycle",
@@ -29,25 +28,6 @@ PAGES = {
     "scalars": ("scalars&tagFilter=%5E(val%7Ctest)%2F(acc%7Closs)%24%7Ctrain%2Flr", "1400,1000"),
     "images": ("images&tagFilter=%5Eimages%2F", "1400,1000"),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"tensorboard did not answer at {url} within {seconds} s"
-                                   ) from None
-            time.sleep(0.5)
 
 
 def screenshot(chromium: str, url: str, out: Path, size: str) -> None:

@@ -46,6 +46,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(url: str, seconds: float = 60, process: subprocess.Popen | None = None,
+             log: Path | None = None) -> None:
+    """Return once ``url`` answers; fail when ``process`` (the server) ends or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            ended = process is not None and process.poll() is not None
+            if ended or time.monotonic() > deadline:
+                said = log.read_text()[-2000:] if log is not None and log.is_file() else ""
+                raise RuntimeError(f"nothing answered at {url} within {seconds} s {said}"
+                                   ) from None
+            time.sleep(0.5)
+
+
 @contextmanager
 def serve_demo(ckpt_path: str | os.PathLike[str], cwd: Path, seconds: float = 180
                ) -> Iterator[str]:
@@ -58,16 +75,7 @@ def serve_demo(ckpt_path: str | os.PathLike[str], cwd: Path, seconds: float = 18
                               stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"demo.py did not serve {url}: "
-                                       f"{(cwd / 'demo.log').read_text()[-2000:]}") from None
-                time.sleep(0.5)
+        wait_for(url, seconds, server, log=cwd / "demo.log")
         yield url
     finally:
         server.terminate()
