@@ -74,6 +74,10 @@ RULES = (
     Rule("data.loader", lambda v: v in LOADERS,
          "memory (whole batches from memory, fast) or torchvision (per image)",
          "data.loader=memory"),
+    Rule("data.on_device", lambda v: v is None or isinstance(v, bool),
+         "null (automatic: on a GPU), true or false", "data.on_device=false"),
+    Rule("data.pin_memory", lambda v: v is None or isinstance(v, bool),
+         "null (automatic: when training on a GPU), true or false", "data.pin_memory=true"),
     Rule("data.val_size", lambda v: _is_int(v) and 0 < v < MNIST_TRAIN_IMAGES,
          f"an integer in (0, {MNIST_TRAIN_IMAGES})", "data.val_size=5000"),
 )

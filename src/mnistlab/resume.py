@@ -20,7 +20,7 @@ from mnistlab.config import ConfigError
 # Subtrees that define what the checkpoint trained, and data keys that only say where and how
 # fast the files are read.
 FIXED = ("model", "optimizer", "init", "scheduler", "augment", "data", "seed", "replicate")
-DATA_LOCAL = ("data_dir", "num_workers", "pin_memory", "eval_batch_size", "loader")
+DATA_LOCAL = ("data_dir", "num_workers", "pin_memory", "eval_batch_size", "loader", "on_device")
 
 
 def _flat(value: Any, prefix: str) -> dict[str, Any]:

@@ -87,8 +87,9 @@ class MNISTDataModule(L.LightningDataModule):
         loader: str = "memory",
         augment: nn.Module | None = None,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         drop_last: bool = False,
+        on_device: bool | None = None,
     ) -> None:
         super().__init__()
         if loader not in LOADERS:
@@ -119,6 +120,9 @@ class MNISTDataModule(L.LightningDataModule):
             )
         full_train, self.test_set = (self._dataset(raw_dir.parent.parent, train)
                                      for train in (True, False))
+        device = self.resident_device()
+        if device is not None:  # index batches where the network trains (no per-batch copy)
+            full_train, self.test_set = full_train.to(device), self.test_set.to(device)
         val_size = self.hparams.val_size
         self.train_set, self.val_set = random_split(
             full_train,
@@ -131,6 +135,34 @@ class MNISTDataModule(L.LightningDataModule):
             return self.dataset_cls(root, train=train, transform=transforms.ToTensor())
         decoded = self.dataset_cls(root, train=train)  # torchvision decodes the IDX files
         return ImageTensors(decoded.data.unsqueeze(1), decoded.targets)
+
+    def training_device(self) -> torch.device | None:
+        """The device the attached Trainer trains on (None without a Trainer)."""
+        trainer = self.trainer
+        return trainer.strategy.root_device if trainer is not None else None
+
+    def resident_device(self) -> torch.device | None:
+        """Where the decoded images stay for the whole run, when not in host memory.
+
+        ``on_device`` null (auto): on the training device when that is a GPU, the loader is
+        ``memory`` and there are no worker processes (they cannot share a GPU's tensors);
+        true: on the training device whatever it is (how the path is tested on a CPU);
+        false: never.
+        """
+        device = self.training_device()
+        on_device = self.hparams.on_device
+        if device is None or on_device is False or self.hparams.loader != "memory":
+            return None
+        if on_device is None and (device.type != "cuda" or self.hparams.num_workers > 0):
+            return None
+        return device
+
+    def pin_memory(self) -> bool:
+        """Pinned host memory speeds up copies to a GPU; pointless on a CPU or device-resident."""
+        if self.hparams.pin_memory is not None:
+            return bool(self.hparams.pin_memory)
+        device = self.training_device()
+        return device is not None and device.type == "cuda" and self.resident_device() is None
 
     def batch_transform(self, images: Tensor, train: bool = False) -> Tensor:
         """Turn a loader's batch into network input; ``train`` switches augmentation on.
@@ -193,7 +225,7 @@ class MNISTDataModule(L.LightningDataModule):
         shards = EvenShards(dataset, self.hparams.eval_batch_size,
                             num_replicas=trainer.world_size, rank=trainer.global_rank)
         return DataLoader(Batches(dataset), sampler=shards, batch_size=None,
-                          num_workers=self.hparams.num_workers, pin_memory=self.hparams.pin_memory,
+                          num_workers=self.hparams.num_workers, pin_memory=self.pin_memory(),
                           persistent_workers=self.hparams.num_workers > 0)
 
     def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool = False,
@@ -211,6 +243,6 @@ class MNISTDataModule(L.LightningDataModule):
             drop_last=drop_last,
             collate_fn=keep_batch if self.hparams.loader == "memory" else None,
             num_workers=workers,
-            pin_memory=self.hparams.pin_memory,
+            pin_memory=self.pin_memory(),
             persistent_workers=workers > 0,
         )

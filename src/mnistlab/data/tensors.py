@@ -40,8 +40,14 @@ class ImageTensors(Dataset):
         return self.images[index], self.labels[index]
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
-        index = torch.as_tensor(indices)
+        # Built where the images are: on a GPU the batch is gathered there, with no copy of
+        # image data from the host.
+        index = torch.as_tensor(indices, device=self.images.device)
         return self.images[index], self.labels[index]
+
+    def to(self, device: torch.device | str) -> ImageTensors:
+        """The same images and labels on ``device`` (the training set on a GPU: 47 MB)."""
+        return ImageTensors(self.images.to(device), self.labels.to(device))
 
 
 def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
