@@ -18,8 +18,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -27,10 +30,9 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, open_dict
-from torch.utils.data import DataLoader, Subset
-from torchvision import datasets, transforms
+from torchvision import datasets
 
-from bench.tutorials import TUTORIALS, floor_epoch, test_accuracy, tutorial_epoch
+from bench.tutorials import TUTORIALS, floor_epoch
 from mnistlab.build import build_datamodule, build_model, compose_config
 from mnistlab.cuda_check import skip_failing_nvml_check
 from mnistlab.tables import machine, markdown, write_tables
@@ -66,29 +68,36 @@ class Setup:
         datamodule = build_datamodule(self.cfg)
         datamodule.prepare_data()
         datamodule.setup()
-        root = datamodule.files.raw_dir(self.cfg.data.data_dir).parent.parent
+        self.root = datamodule.files.raw_dir(self.cfg.data.data_dir).parent.parent
         train_indices = datamodule.train_set.indices
-        self.per_image = Subset(datasets.MNIST(root, train=True, transform=transforms.ToTensor()),
-                                train_indices)
-        full = datasets.MNIST(root, train=True)
+        self.indices = workdir / f"{name}-indices.pt"
+        torch.save(torch.tensor(train_indices), self.indices)
+        full = datasets.MNIST(self.root, train=True)
         self.images = full.data[train_indices].unsqueeze(1).float().div_(255)
         self.labels = full.targets[train_indices]
-        test = datasets.MNIST(root, train=False)
-        self.test_images, self.test_labels = test.data.unsqueeze(1).float().div_(255), test.targets
-        self.times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        self.times: dict[str, list[float]] = {"a": [], "a_threads": [], "b": [], "c": []}
         self.accuracy: dict[str, list[float]] = {"a": [], "b": []}
 
-    def run_tutorial(self, seed: int) -> None:
-        torch.manual_seed(seed)
-        model = self.tutorial.network()
-        optimizer = self.tutorial.optimizer(model.parameters(), lr=self.tutorial.lr)
-        loader = DataLoader(self.per_image, batch_size=self.cfg.data.batch_size, shuffle=True,
-                            drop_last=self.cfg.data.drop_last)
-        seconds = [tutorial_epoch(self.tutorial, model, optimizer, loader)
-                   for _ in range(self.epochs)]
-        self.times["a"].append(statistics.median(seconds))
-        self.accuracy["a"].append(test_accuracy(model, self.test_images, self.test_labels,
-                                                self.tutorial.flatten))
+    def run_tutorial(self, seed: int, threads: int | None = None) -> None:
+        """The tutorial's loop in a fresh process (bench/tutorial_process.py), as its script
+        would run: no Lightning imported, torch's own thread count unless ``threads``."""
+        command = [sys.executable, "-m", "bench.tutorial_process", "--preset", self.name,
+                   "--root", str(self.root), "--indices", str(self.indices),
+                   "--batch-size", str(self.cfg.data.batch_size), "--seed", str(seed),
+                   "--epochs", str(self.epochs)]
+        if self.cfg.data.drop_last:
+            command.append("--drop-last")
+        if threads:
+            command += ["--threads", str(threads)]
+        # Lightning's import in this process set PYTORCH_NVML_BASED_CUDA_CHECK; a tutorial's
+        # script never imports Lightning, so its process does not have it.
+        env = {k: v for k, v in os.environ.items() if k != "PYTORCH_NVML_BASED_CUDA_CHECK"}
+        output = subprocess.run(command, check=True, capture_output=True, text=True, env=env,
+                                cwd=ROOT).stdout
+        run = json.loads(output.strip().splitlines()[-1])
+        self.times["a_threads" if threads else "a"].append(statistics.median(run["seconds"]))
+        if not threads:
+            self.accuracy["a"].append(run["accuracy"])
 
     def run_mnistlab(self, round_: int) -> None:
         cfg = preset_config(self.name, self.epochs,
@@ -114,15 +123,20 @@ class Setup:
 
     def row(self) -> dict[str, str]:
         a, b, c = (statistics.median(self.times[k]) for k in "abc")
+        a_threads = (statistics.median(self.times["a_threads"]) if self.times["a_threads"]
+                     else None)
         acc_a, acc_b = (100 * statistics.mean(self.accuracy[k]) for k in "ab")
         return {
             "tutorial": self.cfg.tutorial.id,
             "preset": self.name,
             "batch": str(self.cfg.data.batch_size),
+            "threads (b, c)": str(self.cfg.threads or "default"),
             "a: tutorial loop (s)": f"{a:.2f}",
+            "a': tutorial loop at b's threads (s)": f"{a_threads:.2f}" if a_threads else "= a",
             "b: mnistlab (s)": f"{b:.2f}",
             "c: floor (s)": f"{c:.2f}",
             "b/a": f"{b / a:.2f}",
+            "b/a'": f"{b / (a_threads or a):.2f}",
             "b/c": f"{b / c:.2f}",
             "test acc a (%)": f"{acc_a:.2f}",
             "test acc b (%)": f"{acc_b:.2f}",
@@ -154,6 +168,8 @@ def main() -> None:
             for setup in setups:
                 seed = setup.cfg.seed + round_
                 setup.run_tutorial(seed)
+                if setup.cfg.threads:  # the same loop at the preset's thread count
+                    setup.run_tutorial(seed, threads=setup.cfg.threads)
                 setup.run_mnistlab(round_)
                 setup.run_floor(seed)
                 print(f"round {round_ + 1}/{args.rounds} {setup.name}: "

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -11,7 +16,7 @@ from torchvision import datasets
 
 from bench.tutorials import TUTORIALS, floor_epoch, tutorial_epoch
 from mnistlab.build import build_model
-from tests.helpers import CONF_DIR, compose
+from tests.helpers import CONF_DIR, ROOT, compose
 
 
 def weighted_layers(network: nn.Module) -> list[nn.Module]:
@@ -71,3 +76,23 @@ def test_baseline_loops_step_once_per_batch(preset: str, data_dir) -> None:
         assert len(steps) == 10, run  # 330 images: ten full batches of 32, the rest dropped
         assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters(),
                                                         strict=True))
+
+
+def test_the_tutorial_loop_runs_in_a_process_without_lightning(data_dir, tmp_path) -> None:
+    """Baseline a runs as the tutorial's script would: Lightning never imported, so torch keeps
+    its own CUDA check, and torch's own thread count unless one is asked for."""
+    indices = tmp_path / "indices.pt"
+    torch.save(torch.arange(64 * 3), indices)
+    probe = ("import runpy, sys; sys.argv = sys.argv[1:]; "
+             "runpy.run_module('bench.tutorial_process', run_name='__main__'); "
+             "print(json.dumps({'lightning': 'lightning' in sys.modules, "
+             "'nvml': os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK')}))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTORCH_NVML_BASED_CUDA_CHECK"}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import json, os; {probe}", "bench.tutorial_process",
+         "--preset", "tutorial002_mlp_sigmoid", "--root", str(data_dir), "--indices",
+         str(indices), "--batch-size", "64", "--seed", "0", "--threads", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    run, probe_result = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
+    assert probe_result == {"lightning": False, "nvml": None}
+    assert len(run["seconds"]) == 1 and run["threads"] == 1 and 0 <= run["accuracy"] <= 1
