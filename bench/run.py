@@ -173,7 +173,7 @@ def main() -> None:
                 setup.run_mnistlab(round_)
                 setup.run_floor(seed)
                 print(f"round {round_ + 1}/{args.rounds} {setup.name}: "
-                      + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in setup.times.items()),
+                      + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in setup.times.items() if v),
                       flush=True)
 
     rows = [setup.row() for setup in setups]
