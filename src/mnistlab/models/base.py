@@ -92,11 +92,17 @@ class MNISTClassifier(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train", self.train_loss, self.train_acc)
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def _evaluate(self, batch: tuple[Tensor, Tensor], loss: MeanMetric,
+                  accuracy: MulticlassAccuracy) -> Tensor:
+        """Update an evaluation stage's metrics with one batch; return its logits."""
         images, labels = batch
         logits = self(images)
-        self.val_loss.update(self.per_image_loss(logits, labels))
-        self.val_acc.update(logits.argmax(dim=1), labels)
+        loss.update(self.per_image_loss(logits, labels))
+        accuracy.update(logits.argmax(dim=1), labels)
+        return logits
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_loss, self.val_acc)
 
     def on_validation_epoch_end(self) -> None:
         accuracy = self._log_epoch("val", self.val_loss, self.val_acc)
@@ -110,11 +116,7 @@ class MNISTClassifier(L.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """Returns the logits, for callbacks that report on the predictions (figures, images)."""
-        images, labels = batch
-        logits = self(images)
-        self.test_loss.update(self.per_image_loss(logits, labels))
-        self.test_acc.update(logits.argmax(dim=1), labels)
-        return {"logits": logits}
+        return {"logits": self._evaluate(batch, self.test_loss, self.test_acc)}
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch(self.test_prefix, self.test_loss, self.test_acc)
