@@ -144,11 +144,11 @@ class LastCheckpointWithinEpochs(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        step = trainer.global_step
-        due = bool(self.every_n_steps) and step % self.every_n_steps == 0
+        # Runs after every step: the cheap tests first, the path only when a save is due.
+        due = bool(self.every_n_steps) and trainer.global_step % self.every_n_steps == 0
         due |= self.seconds is not None and time.monotonic() - self._last >= self.seconds
-        path = last_checkpoint_path(trainer)
-        if due and path is not None:
+        path = last_checkpoint_path(trainer) if due else None
+        if path is not None:
             trainer.save_checkpoint(path, weights_only=False)
             self._last = time.monotonic()
 

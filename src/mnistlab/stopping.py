@@ -73,7 +73,7 @@ class DivergenceGuard(Callback):
             raise DivergedError(f"training diverged: the loss is {value} at step {step}; "
                                 f"{_hint(trainer)}")
         if self.chance_after_steps and step == self.chance_after_steps:
-            accuracy = float(pl_module.train_acc.compute())
+            accuracy = float(pl_module.train_totals.compute()["acc"])
             chance = 1 / pl_module.hparams.num_classes
             if accuracy < self.chance_margin * chance:
                 raise DivergedError(

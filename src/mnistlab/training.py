@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab.build import build
+from mnistlab.build import build, skip_empty_step_hooks
 from mnistlab.callbacks import EpochTimer
 from mnistlab.config import check_config
 from mnistlab.hparams import hparams_entry, write_hparams
@@ -75,7 +75,7 @@ def _train(cfg: DictConfig) -> RunResult:
 
     # SIGINT and SIGTERM end the run after the current step, with a checkpoint to resume from.
     stopper = SignalCheckpoint()
-    trainer.callbacks.append(stopper)
+    trainer.callbacks.append(skip_empty_step_hooks(stopper))
     try:
         with stopper.catching():
             # Checkpoints are plain data (mnistlab.checkpoints): loading them runs no code.

@@ -12,6 +12,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mnistlab.models.init import WeightInit
+from mnistlab.models.totals import TrainingTotals, upgrade_state_dict
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 # Called as factory(optimizer, total_steps=...); the schedule is stepped after every batch.
@@ -57,20 +58,21 @@ class MNISTClassifier(L.LightningModule):
         self.per_image_loss = nn.CrossEntropyLoss(reduction="none")
         # Metrics are only updated per step and computed once per epoch: a metric's forward()
         # or a self.log() on every step costs more than a small MLP's whole step on a CPU.
-        # No per-step input checks either (nan checks and argument validation would each
-        # wait for the device).
-        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable")
-                                                          for _ in range(3))
+        # Training steps only add to three sums (TrainingTotals, saved in checkpoints so an
+        # epoch resumed midway reports the same numbers); evaluation batches are large, so
+        # they keep torchmetrics' own metrics, without per-batch input checks.
+        self.train_totals = TrainingTotals()
+        self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(2))
         # "micro": the share of images classified right, as the tutorials report it
         # (torchmetrics defaults to the per-class mean, "macro").
-        self.train_acc, self.val_acc, self.test_acc = (
+        self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes, average="micro", validate_args=False)
-            for _ in range(3))
-        # Saved in checkpoints, so a resumed run remembers the best accuracy before the resume,
-        # and an epoch resumed midway reports the same training metrics as one never stopped.
+            for _ in range(2))
+        # Saved in checkpoints, so a resumed run remembers the best accuracy before the resume.
         self.val_acc_best = MaxMetric()
-        for metric in (self.val_acc_best, self.train_loss, self.train_acc):
-            metric.persistent(True)
+        self.val_acc_best.persistent(True)
+        # Checkpoints written before TrainingTotals existed still load (fit, eval, predict).
+        self.register_load_state_dict_pre_hook(upgrade_state_dict)
 
     def init_weights(self) -> None:
         """Apply the configured initialisation scheme to this network's layers."""
@@ -81,8 +83,7 @@ class MNISTClassifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = self.train_criterion(logits, labels)
-        self.train_loss.update(loss.detach())
-        self.train_acc.update(logits.detach().argmax(dim=1), labels)
+        self.train_totals.update(loss, logits, labels)
         # Only on the steps the loggers write (every trainer.log_every_n_steps; 0 for never).
         every = self.trainer.log_every_n_steps
         if every and (self.global_step + 1) % every == 0:
@@ -90,7 +91,12 @@ class MNISTClassifier(L.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        self._log_epoch("train", self.train_loss, self.train_acc)
+        # Values, not metric objects: compute() has already summed the processes' totals, and
+        # sync_dist only averages equal numbers (it keeps Lightning's DDP hint away).
+        totals = self.train_totals.compute()
+        self.log_dict({"train/loss": totals["loss"], "train/acc": totals["acc"]}, prog_bar=True,
+                      sync_dist=True)
+        self.train_totals.reset()
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], loss: MeanMetric,
                   accuracy: MulticlassAccuracy) -> Tensor:
