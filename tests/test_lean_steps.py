@@ -1,4 +1,5 @@
-"""The training metrics' running sums, old checkpoints' metrics, and the throttled progress bar."""
+"""What keeps a training step lean: running-sum metrics, a throttled progress bar, a free
+profiler and callback hooks Lightning skips; and that old checkpoints still load."""
 
 from __future__ import annotations
 
@@ -6,15 +7,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.profilers import SimpleProfiler
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
+from mnistlab.build import (STEP_HOOKS, build_datamodule, build_model, build_trainer,
+                            skip_empty_step_hooks)
 from mnistlab.callbacks import ProgressBar
 from mnistlab.models import CNN
 from mnistlab.models.totals import TrainingTotals
+from mnistlab.profiler import NoProfiler
+from mnistlab.training import train
+from tests.helpers import compose
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +91,48 @@ def test_progress_bar_updates_a_few_times_a_second_and_on_the_last_batch(monkeyp
     # 0 s: shown; 0.01 and 0.05: too soon; 0.11: shown; 0.12: too soon; 0.3: shown;
     # 0.31: too soon, but the epoch's last batch.
     assert updates == [0, 3, 5, 99]
+
+
+def test_no_profiler_by_default_and_lightnings_on_request(tmp_path) -> None:
+    default = build_trainer(compose("trainer=cpu", f"paths.output_dir={tmp_path}"))
+    assert isinstance(default.profiler, NoProfiler)
+    with default.profiler.profile("anything") as entered:
+        assert entered is None
+    simple = build_trainer(compose("trainer=cpu", "trainer.profiler=simple",
+                                   f"paths.output_dir={tmp_path}"))
+    assert isinstance(simple.profiler, SimpleProfiler)
+
+
+class CountingCallback(Callback):
+    """Implements one step hook; the others stay Callback's empty defaults."""
+
+    def __init__(self) -> None:
+        self.ends = 0
+
+    def on_train_batch_end(self, *args) -> None:
+        self.ends += 1
+
+
+def test_empty_step_hooks_are_skipped_and_the_others_still_run(make_cfg) -> None:
+    """A hook a callback does not implement is None on it (Lightning skips it); one it does
+    implement still runs at every step, and Lightning's own callbacks keep theirs."""
+    cfg = make_cfg("trainer.max_epochs=1", "trainer.limit_train_batches=5",
+                   "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
+    counting = CountingCallback()
+    trainer = build_trainer(cfg)
+    trainer.callbacks.append(skip_empty_step_hooks(counting))
+    assert [h for h in STEP_HOOKS if getattr(counting, h) is None] == [
+        h for h in STEP_HOOKS if h != "on_train_batch_end"]
+    checkpoint = trainer.checkpoint_callback
+    assert callable(checkpoint.on_train_batch_end) and checkpoint.on_before_backward is None
+    trainer.fit(build_model(cfg), datamodule=build_datamodule(cfg))
+    assert counting.ends == 5
+
+
+def test_a_run_counts_every_training_image_of_the_epoch(make_cfg) -> None:
+    result = train(make_cfg("trainer.limit_train_batches=null"))
+    # The tiny set's 1,800 training images at batch 64: 29 steps, the last one of 8 images.
+    # The accuracy is a count of images right out of all 1,800, the short batch included.
+    right = result.metrics["train/acc"] * 1800
+    assert abs(right - round(right)) < 0.01 and 0.5 < result.metrics["train/acc"] <= 1
+    assert 0 < result.metrics["train/loss"] < 2.3
