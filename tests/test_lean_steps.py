@@ -14,8 +14,13 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from mnistlab.build import (STEP_HOOKS, build_datamodule, build_model, build_trainer,
-                            skip_empty_step_hooks)
+from mnistlab.build import (
+    STEP_HOOKS,
+    build_datamodule,
+    build_model,
+    build_trainer,
+    skip_empty_step_hooks,
+)
 from mnistlab.callbacks import ProgressBar
 from mnistlab.models import CNN
 from mnistlab.models.totals import TrainingTotals

@@ -21,8 +21,8 @@ from omegaconf import DictConfig, open_dict
 from mnistlab.checkpoints import AtomicCheckpointIO, checkpoint_info
 from mnistlab.data import MNISTDataModule
 from mnistlab.data.resumable import RestoreLoaderState
-from mnistlab.profiler import NoProfiler
 from mnistlab.models import MNISTClassifier
+from mnistlab.profiler import NoProfiler
 
 
 class Run(NamedTuple):
