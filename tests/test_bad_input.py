@@ -162,7 +162,7 @@ def test_a_checkpoint_of_another_network_names_both(mlp_checkpoint) -> None:
 
 
 @pytest.mark.parametrize(("override", "listed"), [
-    ("optimizer.lr=0.5", "optimizer.lr=0.5 (the checkpoint trained with 0.001)"),
+    ("optimizer.lr=0.5", "optimizer.lr=0.5 (the checkpoint trained with 0.006)"),
     ("optimizer=sgd", "optimizer._target_='torch.optim.SGD' (the checkpoint trained with "
                       "'torch.optim.Adam')"),
     ("seed=7", "seed=7 (the checkpoint trained with 42)"),
