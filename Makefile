@@ -57,7 +57,7 @@ reproduce: install
 		"replicate=range(0,$(REPRO_SEEDS))" hydra.sweep.dir=$(REPRO_DIR) \
 		trainer.enable_progress_bar=false $(ARGS); status=$$?; \
 	$(BIN)/python -m mnistlab.summary $(REPRO_DIR) --out $(REPRO_OUT) \
-		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS) REPRO_PRESETS=$(REPRO_PRESETS)" \
+		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS) REPRO_PRESETS=$(REPRO_PRESETS)$(if $(ARGS), ARGS='$(ARGS)')" \
 		> /dev/null && exit $$status
 
 # Tutorial 004's question: which initialisation and optimizer train its network best? Its
