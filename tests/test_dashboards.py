@@ -55,7 +55,7 @@ def test_a_run_shows_hparams_learning_rate_images_and_per_class_accuracy(make_cf
                                    "preset", "lr", "batch_size", "max_epochs", "seed")} == {
         "model": "mlp_sigmoid", "optimizer": "adam", "scheduler": "onecycle",
         "init": "default", "augment": "none", "preset": "none", "lr": pytest.approx(0.02),
-        "batch_size": 64, "max_epochs": 2, "seed": 42}
+        "batch_size": 128, "max_epochs": 2, "seed": 42}
     scalars = accumulator.Tags()["scalars"]
     assert set(METRICS) <= set(scalars)  # the declared metrics are logged, so the table fills
     # One rate per optimizer step (log_every_n_steps=1), rising to the peak, then falling.
