@@ -18,7 +18,8 @@ from tests.test_bad_input import snapshot
 pytestmark = pytest.mark.slow
 
 def test_a_used_run_folder_is_refused_unless_resumed(tmp_path, data_dir) -> None:
-    short = ["model=mlp_sigmoid", "trainer=cpu", "trainer.max_epochs=1",
+    # ~scheduler: a constant lr, so that the run can be lengthened on resume.
+    short = ["model=mlp_sigmoid", "~scheduler", "trainer=cpu", "trainer.max_epochs=1",
              "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
              "trainer.limit_test_batches=1", "callbacks.input_images=null",
              "callbacks.test_report=null", "hydra.run.dir=run"]
@@ -100,11 +101,11 @@ def test_a_data_folder_that_is_a_file_is_one_line_not_a_traceback(tmp_path) -> N
 
 
 def test_resume_goes_on_in_the_runs_folder_with_its_own_config(tmp_path, data_dir) -> None:
-    first = run_cli("train.py", "model=mlp_bn", "trainer=cpu", "trainer.max_epochs=1",
-                    "trainer.limit_train_batches=5", "trainer.limit_val_batches=1",
-                    "trainer.limit_test_batches=1", "callbacks.input_images=null",
-                    "callbacks.test_report=null", "hydra.run.dir=run",
-                    cwd=tmp_path, data_dir=data_dir)
+    first = run_cli("train.py", "model=mlp_bn", "~scheduler", "trainer=cpu",
+                    "trainer.max_epochs=1", "trainer.limit_train_batches=5",
+                    "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                    "callbacks.input_images=null", "callbacks.test_report=null",
+                    "hydra.run.dir=run", cwd=tmp_path, data_dir=data_dir)
     assert first.returncode == 0, first.stderr
     config = (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
     for bad, message in [
@@ -127,3 +128,22 @@ def test_resume_goes_on_in_the_runs_folder_with_its_own_config(tmp_path, data_di
     assert (tmp_path / "run" / ".hydra" / "config.yaml").read_text() == config
     assert len(list((tmp_path / "run" / ".hydra").glob("resumed-*/config.yaml"))) == 1
     assert not (tmp_path / "outputs").exists()  # no new run folder
+
+
+def test_a_scheduled_run_is_not_lengthened_on_resume(tmp_path, data_dir) -> None:
+    """The one-cycle schedule is sized for the run's steps; past them PyTorch would fail
+    mid-run, so a longer resume is refused up front, with what to do instead."""
+    first = run_cli("train.py", "model=mlp_sigmoid", "trainer=cpu", "trainer.max_epochs=1",
+                    "trainer.limit_train_batches=5", "trainer.limit_val_batches=1",
+                    "trainer.limit_test_batches=1", "callbacks.input_images=null",
+                    "callbacks.test_report=null", "hydra.run.dir=run",
+                    cwd=tmp_path, data_dir=data_dir)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(tmp_path / "run")
+    refused = run_cli("train.py", "resume=run", "trainer.max_epochs=2", cwd=tmp_path,
+                      data_dir=data_dir)
+    assert refused.returncode == 2, refused.stderr
+    assert ("trainer.max_epochs=2 (the checkpoint's run: 1) changes the length of a run whose "
+            "learning-rate schedule (scheduler=onecycle) was sized for its own steps"
+            in refused.stderr), refused.stderr
+    assert "Traceback" not in refused.stderr and snapshot(tmp_path / "run") == before

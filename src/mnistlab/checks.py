@@ -11,6 +11,7 @@ import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -161,6 +162,27 @@ def check_checkpoint(cfg: DictConfig) -> None:
         raise ConfigError(f"ckpt_path={path}: resuming may not change what was trained: "
                           f"{listed}. Fix: drop those overrides to resume, or start a new run "
                           "without ckpt_path.")
+    _check_schedule_length(path, info.get("config") or {}, cfg)
+
+
+# Trainer settings that change how many optimizer steps a run takes.
+RUN_LENGTH = ("max_epochs", "max_steps", "limit_train_batches", "accumulate_grad_batches")
+
+
+def _check_schedule_length(path: Path, saved: dict[str, Any], cfg: DictConfig) -> None:
+    """A learning-rate schedule is sized for the run's steps: resuming cannot lengthen it."""
+    if cfg.get("scheduler") is None or saved.get("scheduler") is None:
+        return
+    before, now = saved.get("trainer") or {}, cfg.trainer
+    changed = [f"trainer.{key}={now.get(key)!r} (the checkpoint's run: {before.get(key)!r})"
+               for key in RUN_LENGTH if key in before and before.get(key) != now.get(key)]
+    if changed:
+        choice = _choices(cfg).get("scheduler") or "the schedule"
+        raise ConfigError(
+            f"ckpt_path={path}: {', '.join(changed)} changes the length of a run whose "
+            f"learning-rate schedule (scheduler={choice}) was sized for its own steps. Fix: "
+            "resume with the run's own trainer settings, or start a new run with them "
+            "(python train.py trainer.max_epochs=...); train with ~scheduler to extend runs later.")
 
 
 def _arguments(cls: type) -> set[str]:
