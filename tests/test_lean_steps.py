@@ -3,6 +3,7 @@ profiler and callback hooks Lightning skips; and that old checkpoints still load
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -134,8 +135,12 @@ def test_empty_step_hooks_are_skipped_and_the_others_still_run(make_cfg) -> None
     assert counting.ends == 5
 
 
-def test_a_run_counts_every_training_image_of_the_epoch(make_cfg) -> None:
-    result = train(make_cfg("trainer.limit_train_batches=null"))
+def test_a_run_counts_every_training_image_of_the_epoch(make_cfg, monkeypatch) -> None:
+    frozen: list[int] = []  # objects set aside from garbage collection while training
+    monkeypatch.setattr(ProgressBar, "on_train_start",
+                        lambda self, *args: frozen.append(gc.get_freeze_count()))
+    result = train(make_cfg("trainer.limit_train_batches=null", "trainer.enable_progress_bar=true"))
+    assert frozen and frozen[0] > 100_000 and gc.get_freeze_count() == 0
     # The tiny set's 1,800 training images at batch 64: 29 steps, the last one of 8 images.
     # The accuracy is a count of images right out of all 1,800, the short batch included.
     right = result.metrics["train/acc"] * 1800

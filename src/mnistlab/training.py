@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -62,6 +63,7 @@ def train(cfg: DictConfig) -> RunResult:
         return _train(cfg)
     finally:
         torch.set_num_threads(threads)
+        gc.unfreeze()  # the objects set aside in _train are collected as usual again
 
 
 def _train(cfg: DictConfig) -> RunResult:
@@ -73,6 +75,10 @@ def _train(cfg: DictConfig) -> RunResult:
         if isinstance(logger, TensorBoardLogger):
             write_hparams(logger, hparams_entry(cfg))
 
+    # Python's full garbage collections walk every object of the process: 600,000 once torch,
+    # Lightning and Hydra are loaded and the run is built, about 0.4 s each here. What exists
+    # now is set aside (gc.freeze) while the run trains, so a collection walks only new objects.
+    gc.freeze()
     # SIGINT and SIGTERM end the run after the current step, with a checkpoint to resume from.
     stopper = SignalCheckpoint()
     trainer.callbacks.append(skip_empty_step_hooks(stopper))
