@@ -129,7 +129,7 @@ def test_a_new_preset_file_joins_make_reproduce_and_its_table(tmp_path, data_dir
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     presets = sorted(p.stem for p in (project / "conf" / "experiment").glob("*.yaml"))
     table = (out / "summary.md").read_text()
-    assert "Command: `make reproduce REPRO_SEEDS=1 REPRO_PRESETS=glob(*)`" in table
+    assert f"Command: `make reproduce REPRO_SEEDS=1 REPRO_PRESETS=glob(*) ARGS='{args}'`" in table
     header, _, *rows = [line.split(" | ") for line in table.splitlines()
                         if line.startswith("| ")]
     rows = {row[1]: dict(zip(header, row, strict=True)) for row in rows}
