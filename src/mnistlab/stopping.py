@@ -82,7 +82,10 @@ class DivergenceGuard(Callback):
 
 
 def _hint(trainer: L.Trainer) -> str:
-    lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+    # The configured rate (optimizer.lr), not where a schedule has taken it: one-cycle keeps it
+    # as max_lr, other schedules as initial_lr.
+    group = trainer.optimizers[0].param_groups[0] if trainer.optimizers else {}
+    lr = group.get("max_lr") or group.get("initial_lr") or group.get("lr")
     return f"lower the learning rate, e.g. optimizer.lr={lr / 10:g}" if lr else "lower optimizer.lr"
 
 
