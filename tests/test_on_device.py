@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import torch
 
+from mnistlab.data.resumable import ResumableBatchSampler
 from tests.helpers import TinyMNIST, quiet_trainer
 
 
@@ -70,3 +71,14 @@ def test_the_trainers_device_decides(tiny_dir) -> None:
     assert data.training_device() == torch.device("cpu") and data.resident_device() is None
     data.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cuda", 1)))
     assert data.resident_device() == torch.device("cuda", 1)
+
+
+def test_an_epochs_batch_indices_are_moved_to_the_images_device_once() -> None:
+    """The order is made on the CPU (its seeded generator) and moved as one tensor; every batch
+    is then a slice on the device. The meta device stands in for a GPU here."""
+    torch.manual_seed(0)
+    expected = [b.tolist() for b in ResumableBatchSampler(100, 32)]
+    torch.manual_seed(0)
+    batches = list(ResumableBatchSampler(100, 32, device=torch.device("meta")))
+    assert [b.device.type for b in batches] == ["meta"] * 4
+    assert [len(b) for b in batches] == [len(b) for b in expected]

@@ -59,13 +59,14 @@ class ResumableBatchSampler(Sampler[Tensor]):
     it in one operation, with no Python loop over the batch's indices. ``indices`` maps the
     permutation's positions to the dataset's (a ``Subset``'s indices), so a loader can index
     the images behind a Subset directly; the batches are the same as a ``BatchSampler`` over
-    a ``RandomSampler`` of the Subset would draw.
+    a ``RandomSampler`` of the Subset would draw. The epoch's order is moved to ``device`` once
+    (where the images are: a GPU keeps them there), so no step copies indices to it.
     """
 
     def __init__(self, size: int, batch_size: int, drop_last: bool = False,
-                 indices: Tensor | None = None) -> None:
+                 indices: Tensor | None = None, device: torch.device | None = None) -> None:
         self.size, self.batch_size, self.drop_last = size, batch_size, drop_last
-        self.indices = indices
+        self.indices, self.device = indices, device
         self.seed: int | None = None
         self._resume: dict[str, Any] | None = None
 
@@ -92,6 +93,8 @@ class ResumableBatchSampler(Sampler[Tensor]):
         order = torch.randperm(self.size, generator=generator)[skip:]
         if self.indices is not None:
             order = self.indices[order]
+        if self.device is not None:
+            order = order.to(self.device)
         # skip is a whole number of batches, so the last batch is the same short one.
         stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
         for first in range(0, stop, self.batch_size):
@@ -111,7 +114,8 @@ class ResumableLoader(DataLoader):
         size, indices = len(dataset), None
         if isinstance(dataset, Subset) and isinstance(dataset.dataset, ImageTensors):
             dataset, indices = dataset.dataset, torch.as_tensor(dataset.indices)
-        sampler = ResumableBatchSampler(size, batch_size, drop_last, indices)
+        device = dataset.images.device if isinstance(dataset, ImageTensors) else None
+        sampler = ResumableBatchSampler(size, batch_size, drop_last, indices, device)
         super().__init__(dataset, batch_sampler=sampler, **kwargs)
         self.progress = progress
 
