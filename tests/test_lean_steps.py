@@ -119,9 +119,18 @@ class CountingCallback(Callback):
         self.ends += 1
 
 
+class CountingCNN(CNN):
+    """Implements one step hook of the LightningModule; the others stay empty."""
+
+    backwards = 0
+
+    def on_after_backward(self) -> None:
+        CountingCNN.backwards += 1
+
+
 def test_empty_step_hooks_are_skipped_and_the_others_still_run(make_cfg) -> None:
-    """A hook a callback does not implement is None on it (Lightning skips it); one it does
-    implement still runs at every step, and Lightning's own callbacks keep theirs."""
+    """A hook a callback or the module does not implement is None on it (Lightning skips it);
+    one it does implement still runs at every step."""
     cfg = make_cfg("trainer.max_epochs=1", "trainer.limit_train_batches=5",
                    "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
     counting = CountingCallback()
@@ -129,10 +138,30 @@ def test_empty_step_hooks_are_skipped_and_the_others_still_run(make_cfg) -> None
     trainer.callbacks.append(skip_empty_step_hooks(counting))
     assert [h for h in STEP_HOOKS if getattr(counting, h) is None] == [
         h for h in STEP_HOOKS if h != "on_train_batch_end"]
+    # Without a step or time interval, ModelCheckpoint's batch hook never saves: skipped.
     checkpoint = trainer.checkpoint_callback
-    assert callable(checkpoint.on_train_batch_end) and checkpoint.on_before_backward is None
+    assert checkpoint.on_train_batch_end is None and checkpoint.on_before_backward is None
+    built = build_model(cfg)
+    model = skip_empty_step_hooks(CountingCNN(**built.hparams, optimizer=built.optimizer_factory))
+    assert [h for h in STEP_HOOKS if getattr(model, h) is None] == [
+        h for h in STEP_HOOKS if h != "on_after_backward"]
+    trainer.fit(model, datamodule=build_datamodule(cfg))
+    assert counting.ends == 5 and CountingCNN.backwards == 5
+
+
+def test_a_step_interval_checkpoint_keeps_its_batch_hook(make_cfg, tmp_path) -> None:
+    cfg = make_cfg("trainer.max_epochs=1", "trainer.limit_train_batches=4",
+                   "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                   "+callbacks.step_saver._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+                   f"+callbacks.step_saver.dirpath={tmp_path}",
+                   "+callbacks.step_saver.every_n_train_steps=2",
+                   "+callbacks.step_saver.save_top_k=-1")
+    trainer = build_trainer(cfg)
+    saver = next(c for c in trainer.checkpoint_callbacks if c.dirpath == str(tmp_path))
+    assert callable(saver.on_train_batch_end)
     trainer.fit(build_model(cfg), datamodule=build_datamodule(cfg))
-    assert counting.ends == 5
+    # Lightning's default names: epoch=0-step=2.ckpt (the saves at steps 2 and 4).
+    assert {"epoch=0-step=2.ckpt", "epoch=0-step=4.ckpt"} <= {p.name for p in tmp_path.iterdir()}
 
 
 def test_a_run_counts_every_training_image_of_the_epoch(make_cfg, monkeypatch) -> None:

@@ -89,6 +89,9 @@ class InputImages(Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
                              batch: Any, batch_idx: int) -> None:
+        # Only a run's first batch can be drawn (a resumed run starts later): Lightning skips
+        # a hook set to None, so the other steps do not call it.
+        self.on_train_batch_start = None  # type: ignore[assignment]
         if trainer.current_epoch or batch_idx or not self.count or trainer.global_rank != 0:
             return
         if _tensorboards(trainer):
