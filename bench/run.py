@@ -1,16 +1,18 @@
 """``make bench``: epoch times of the tutorials' loops, mnistlab, and the bare compute floor.
 
 For every tutorial setup the same network, batch size, optimizer and learning rate run three
-ways, interleaved (a b c, a b c, ...) so that drift in the machine's speed hits all three alike:
+ways, interleaved (a b c d, a b c d, ...) so that drift in the machine's speed hits all alike:
 
   a. the tutorial's plain PyTorch loop over torchvision's per-image dataset (bench/tutorials.py),
   b. mnistlab: the tutorial's preset (conf/experiment/) through ``mnistlab.training.train``,
-  c. the floor: forward, backward and optimizer step on batches already in memory.
+  c. the floor: forward, backward and optimizer step on batches already in memory,
+  d. the floor's batches and step through a bare Lightning Trainer: Lightning's own share.
 
-All three train on the same 55,000 images (mnistlab's training split) on the CPU. The table
-gives median seconds per training epoch, the ratios b/a and b/c, and the test accuracy after
-the benchmarked epochs (a and b, mean over rounds, the same seeds). It is printed and written
-to outputs/bench/results.md and results.csv.
+All of them train on the same 55,000 images (mnistlab's training split) on the CPU. The table
+gives median seconds per training epoch, the ratios b/a and b/c, the per-step overheads (b - c
+in all, d - c Lightning's, b - d mnistlab's own) and the test accuracy after the benchmarked
+epochs (a and b, mean over rounds, the same seeds). It is printed and written to
+outputs/bench/results.md and results.csv.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, open_dict
 from torchvision import datasets
 
+from bench.lightning_loop import lightning_epoch
 from bench.tutorials import TUTORIALS, floor_epoch
 from mnistlab.build import build_datamodule, build_model, compose_config
 from mnistlab.cuda_check import skip_failing_nvml_check
@@ -75,7 +79,8 @@ class Setup:
         full = datasets.MNIST(self.root, train=True)
         self.images = full.data[train_indices].unsqueeze(1).float().div_(255)
         self.labels = full.targets[train_indices]
-        self.times: dict[str, list[float]] = {"a": [], "a_threads": [], "b": [], "c": []}
+        self.times: dict[str, list[float]] = {"a": [], "a_threads": [], "b": [], "c": [],
+                                              "d": []}
         self.accuracy: dict[str, list[float]] = {"a": [], "b": []}
 
     def run_tutorial(self, seed: int, threads: int | None = None) -> None:
@@ -109,17 +114,26 @@ class Setup:
         self.accuracy["b"].append(result.metrics["test/acc"])
 
     def run_floor(self, seed: int) -> None:
+        self.times["c"].append(self._bare(seed, floor_epoch))
+
+    def run_lightning(self, seed: int) -> None:
+        self.times["d"].append(self._bare(seed, lightning_epoch))
+
+    def _bare(self, seed: int, epoch: Callable[..., float]) -> float:
+        """Median seconds of ``epoch`` (the floor's loop, or Lightning's) on a fresh model."""
         torch.manual_seed(seed)
         model = build_model(self.cfg)
         optimizer = model.configure_optimizers()  # the presets have no schedule: an optimizer
         threads = torch.get_num_threads()
         torch.set_num_threads(self.cfg.threads or threads)  # as mnistlab runs it
         try:
-            seconds = [floor_epoch(model, optimizer, self.images, self.labels,
-                                   self.cfg.data.batch_size) for _ in range(self.epochs)]
+            with contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                seconds = [epoch(model, optimizer, self.images, self.labels,
+                                 self.cfg.data.batch_size) for _ in range(self.epochs)]
         finally:
             torch.set_num_threads(threads)
-        self.times["c"].append(statistics.median(seconds))
+        return statistics.median(seconds)
 
     def steps(self) -> int:
         """Optimizer steps in one of mnistlab's epochs (55,000 images, the preset's batches)."""
@@ -127,7 +141,7 @@ class Setup:
         return images // batch if self.cfg.data.drop_last else -(-images // batch)
 
     def row(self) -> dict[str, str]:
-        a, b, c = (statistics.median(self.times[k]) for k in "abc")
+        a, b, c, d = (statistics.median(self.times[k]) for k in "abcd")
         a_threads = (statistics.median(self.times["a_threads"]) if self.times["a_threads"]
                      else None)
         acc_a, acc_b = (100 * statistics.mean(self.accuracy[k]) for k in "ab")
@@ -135,15 +149,18 @@ class Setup:
             "tutorial": self.cfg.tutorial.id,
             "preset": self.name,
             "batch": str(self.cfg.data.batch_size),
-            "threads (b, c)": str(self.cfg.threads or "default"),
+            "threads (b, c, d)": str(self.cfg.threads or "default"),
             "a: tutorial loop (s)": f"{a:.2f}",
             "a': tutorial loop at b's threads (s)": f"{a_threads:.2f}" if a_threads else "= a",
             "b: mnistlab (s)": f"{b:.2f}",
             "c: floor (s)": f"{c:.2f}",
+            "d: bare Lightning (s)": f"{d:.2f}",
             "b/a": f"{b / a:.2f}",
             "b/a'": f"{b / (a_threads or a):.2f}",
             "b/c": f"{b / c:.2f}",
             "b - c per step (ms)": f"{1000 * (b - c) / self.steps():.2f}",
+            "d - c per step (ms)": f"{1000 * (d - c) / self.steps():.2f}",
+            "b - d per step (ms)": f"{1000 * (b - d) / self.steps():.2f}",
             "test acc a (%)": f"{acc_a:.2f}",
             "test acc b (%)": f"{acc_b:.2f}",
         }
@@ -178,6 +195,7 @@ def main() -> None:
                     setup.run_tutorial(seed, threads=setup.cfg.threads)
                 setup.run_mnistlab(round_)
                 setup.run_floor(seed)
+                setup.run_lightning(seed)
                 print(f"round {round_ + 1}/{args.rounds} {setup.name}: "
                       + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in setup.times.items() if v),
                       flush=True)

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import datasets
 
+from bench.lightning_loop import lightning_epoch
 from bench.tutorials import TUTORIALS, floor_epoch, tutorial_epoch
 from mnistlab.build import build_model
 from tests.helpers import CONF_DIR, ROOT, compose
@@ -96,3 +97,22 @@ def test_the_tutorial_loop_runs_in_a_process_without_lightning(data_dir, tmp_pat
     run, probe_result = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
     assert probe_result == {"lightning": False, "nvml": None}
     assert len(run["seconds"]) == 1 and run["threads"] == 1 and 0 <= run["accuracy"] <= 1
+
+
+def test_bare_lightning_does_the_floors_computation(data_dir) -> None:
+    """Column d times the floor's own steps: from the same weights, the same weights after."""
+    test = datasets.MNIST(data_dir, train=False)
+    images, labels = test.data[:330].view(-1, 784).float() / 255, test.targets[:330]
+    tutorial = TUTORIALS["tutorial000_mlp_bn"]
+    trained = []
+    for epoch in (floor_epoch, lightning_epoch):
+        torch.manual_seed(0)
+        model = tutorial.network()
+        optimizer = tutorial.optimizer(model.parameters(), lr=tutorial.lr)
+        steps = []
+        optimizer.register_step_post_hook(lambda *_, seen=steps: seen.append(1))
+        assert epoch(model, optimizer, images, labels, batch_size=32) > 0
+        assert len(steps) == 10, epoch.__name__
+        trained.append([p.detach() for p in model.parameters()])
+    for floor, lightning in zip(*trained, strict=True):
+        assert torch.allclose(floor, lightning, atol=1e-6)
