@@ -175,3 +175,13 @@ def test_a_run_counts_every_training_image_of_the_epoch(make_cfg, monkeypatch) -
     right = result.metrics["train/acc"] * 1800
     assert abs(right - round(right)) < 0.01 and 0.5 < result.metrics["train/acc"] <= 1
     assert 0 < result.metrics["train/loss"] < 2.3
+
+
+def test_the_running_hooks_name_skips_module_bookkeeping_and_nothing_else_does() -> None:
+    model = CNN()
+    model._current_fx_name = "training_step"  # written ~30 times a step by Lightning
+    assert vars(model)["_current_fx_name"] == "training_step"
+    assert "_current_fx_name" not in dict(model.named_buffers())
+    model.probe = nn.Linear(2, 2)  # other attributes still go through nn.Module
+    model.scale = nn.Parameter(torch.ones(()))
+    assert "probe" in dict(model.named_children()) and "scale" in dict(model.named_parameters())
