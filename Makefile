@@ -18,7 +18,7 @@ REPRO_OUT ?= outputs/reproduce
 REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 REPRO_DIR ?= $(REPRO_OUT)/runs/$(REPRO_STAMP)
 
-.PHONY: install data train test test-fast lint bench reproduce compare screenshots demo clean
+.PHONY: install data train test test-fast lint bench gpu-bundle reproduce compare screenshots demo clean
 
 install: $(VENV)/.installed
 
@@ -47,6 +47,21 @@ test-fast: install
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.sweeps
+
+# What the GPU bench (bench/gpu_run.sh) needs on a GPU machine that has torch and Lightning but
+# reaches no network: the wheels of Hydra, OmegaConf (the versions installed here) and ANTLR,
+# and MNIST gzip-compressed (11 MB), in $(GPU_BUNDLE), which git ignores.
+GPU_BUNDLE ?= .gpu
+MNIST_RAW := $(or $(MNISTLAB_DATA_DIR),data)/MNIST/raw
+installed = "$(1)==$$($(BIN)/python -c 'from importlib.metadata import version; print(version("$(1)"))')"
+gpu-bundle: data
+	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/wheels $(GPU_BUNDLE)/MNIST
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d $(GPU_BUNDLE)/wheels \
+		$(call installed,hydra-core) $(call installed,omegaconf)
+	$(BIN)/python -m pip wheel --quiet --no-deps -w $(GPU_BUNDLE)/wheels \
+		$(call installed,antlr4-python3-runtime)
+	for f in $(MNIST_RAW)/*-ubyte; do gzip -9c $$f > $(GPU_BUNDLE)/MNIST/$$(basename $$f).gz; done
+	du -sh $(GPU_BUNDLE)
 
 # One Hydra sweep over the presets; each run keeps its own folder under $(REPRO_DIR).
 # No progress bars: eight runs' bars would bury the results in the log.

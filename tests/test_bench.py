@@ -116,3 +116,27 @@ def test_bare_lightning_does_the_floors_computation(data_dir) -> None:
         trained.append([p.detach() for p in model.parameters()])
     for floor, lightning in zip(*trained, strict=True):
         assert torch.allclose(floor, lightning, atol=1e-6)
+
+
+def test_gpu_bench_runs_its_setups_through_train_on_any_accelerator(tmp_path) -> None:
+    """bench/gpu.py's code path, on the CPU: the same configs and timing as on a GPU."""
+    from bench.gpu import time_setup
+
+    row = time_setup("cnn-bf16", "cpu", 2, tmp_path, ("trainer.limit_train_batches=3",
+                                                      "trainer.limit_val_batches=1",
+                                                      "trainer.limit_test_batches=1"))
+    assert row["setup"] == "cnn-bf16" and row["overrides"] == "trainer.precision=bf16-mixed"
+    assert row["epochs"] == "2" and float(row["later epochs, median (s)"]) > 0
+    assert 0 < float(row["test acc (%)"]) <= 100
+    # The run really was bf16-mixed: its checkpoint's config says so.
+    ckpt = next((tmp_path / "cnn-bf16" / "checkpoints").glob("epoch_*.ckpt"))
+    config = torch.load(ckpt, weights_only=False)["mnistlab"]["config"]
+    assert config["trainer"]["precision"] == "bf16-mixed"
+
+
+def test_gpu_bench_without_a_gpu_says_how_to_run_on_the_cpu() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    done = subprocess.run([sys.executable, "-m", "bench.gpu", "--setups", "cnn"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "--accelerator cpu" in done.stderr
