@@ -39,7 +39,7 @@ from bench.lightning_loop import lightning_epoch
 from bench.tutorials import TUTORIALS, floor_epoch
 from mnistlab.build import build_datamodule, build_model, compose_config
 from mnistlab.cuda_check import skip_failing_nvml_check
-from mnistlab.tables import machine, markdown, write_tables
+from mnistlab.tables import publish
 from mnistlab.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,13 +202,8 @@ def main() -> None:
 
     rows = [setup.row() for setup in setups]
     command = f'make bench BENCH_ARGS="{" ".join(sys.argv[1:])}"' if sys.argv[1:] else "make bench"
-    text = (f"Seconds per training epoch (median of {args.rounds} interleaved rounds, "
-            f"{args.epochs} epoch(s) each), 55,000 training images.\n"
-            f"Machine: {machine()}.\nCommand: `{command}`\n\n{markdown(rows)}\n")
-    print("\n" + text)
-    write_tables(args.out, text, rows)
-    print(f"written to {args.out / 'results.md'} and results.csv")
-
+    publish(args.out, f"Seconds per training epoch (median of {args.rounds} interleaved rounds, "
+            f"{args.epochs} epoch(s) each), 55,000 training images.", f"`{command}`", rows)
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mnistlab.tables import machine, markdown, write_tables
+from mnistlab.tables import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ["experiment=tutorial000_mlp_bn", "optimizer.lr=0.01,0.005", "seed=1,2",
@@ -71,12 +71,8 @@ def main() -> None:
              "speed-up": f"{seq / par:.2f}x",
              "identical metrics": "yes" if identical else "no"}]
     command = "python -m bench.sweeps" + (f" {' '.join(sys.argv[1:])}" if sys.argv[1:] else "")
-    text = (f"Whole sweeps from command to exit, median of {args.rounds} alternating rounds.\n"
-            f"Machine: {machine()}.\nCommand: `{command}` (part of `make bench`)\n\n"
-            f"{markdown(rows)}\n")
-    print("\n" + text)
-    write_tables(args.out, text, rows, name="sweeps")
-
+    publish(args.out, f"Whole sweeps from command to exit, median of {args.rounds} alternating "
+            "rounds.", f"`{command}` (part of `make bench`)", rows, name="sweeps")
 
 if __name__ == "__main__":
     main()

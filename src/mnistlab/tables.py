@@ -41,3 +41,13 @@ def write_tables(out: Path, text: str, rows: list[dict[str, str]],
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def publish(out: Path, title: str, command: str, rows: list[dict[str, str]],
+            name: str = "results") -> None:
+    """Print a benchmark's table under its title, the machine and the command that made it,
+    and write it to <out>/<name>.md and .csv, so every figure keeps its command."""
+    text = f"{title}\nMachine: {machine()}.\nCommand: {command}\n\n{markdown(rows)}\n"
+    print("\n" + text)
+    write_tables(out, text, rows, name)
+    print(f"written to {out / name}.md and {name}.csv")
