@@ -10,9 +10,9 @@ ways, interleaved (a b c d, a b c d, ...) so that drift in the machine's speed h
 
 All of them train on the same 55,000 images (mnistlab's training split) on the CPU. The table
 gives median seconds per training epoch, the ratios b/a and b/c, the per-step overheads (b - c
-in all, d - c Lightning's, b - d mnistlab's own) and the test accuracy after the benchmarked
-epochs (a and b, mean over rounds, the same seeds). It is printed and written to
-outputs/bench/results.md and results.csv.
+in all, d - c Lightning's, b - d mnistlab's own; each the median of the rounds' own differences,
+with their range) and the test accuracy after the benchmarked epochs (a and b, mean over rounds,
+the same seeds). It is printed and written to outputs/bench/results.md and results.csv.
 """
 
 from __future__ import annotations
@@ -140,6 +140,20 @@ class Setup:
         images, batch = len(self.labels), self.cfg.data.batch_size
         return images // batch if self.cfg.data.drop_last else -(-images // batch)
 
+    def per_step(self, slower: str, faster: str) -> str:
+        """Milliseconds per step between two contestants: the median over rounds of each round's
+        own difference, then the lowest and highest of those in brackets.
+
+        Rounds are interleaved, so a round's two runs met the same machine; differencing within
+        a round cancels the drift between rounds, which on two cores moves an epoch by more
+        than the overhead itself. The range shows how far one round can be trusted.
+        """
+        steps = self.steps()
+        diffs = [1000 * (s - f) / steps
+                 for s, f in zip(self.times[slower], self.times[faster], strict=True)]
+        median = f"{statistics.median(diffs):.2f}"
+        return median if len(diffs) == 1 else f"{median} ({min(diffs):.2f} to {max(diffs):.2f})"
+
     def row(self) -> dict[str, str]:
         a, b, c, d = (statistics.median(self.times[k]) for k in "abcd")
         a_threads = (statistics.median(self.times["a_threads"]) if self.times["a_threads"]
@@ -158,9 +172,9 @@ class Setup:
             "b/a": f"{b / a:.2f}",
             "b/a'": f"{b / (a_threads or a):.2f}",
             "b/c": f"{b / c:.2f}",
-            "b - c per step (ms)": f"{1000 * (b - c) / self.steps():.2f}",
-            "d - c per step (ms)": f"{1000 * (d - c) / self.steps():.2f}",
-            "b - d per step (ms)": f"{1000 * (b - d) / self.steps():.2f}",
+            "b - c per step (ms)": self.per_step("b", "c"),
+            "d - c per step (ms)": self.per_step("d", "c"),
+            "b - d per step (ms)": self.per_step("b", "d"),
             "test acc a (%)": f"{acc_a:.2f}",
             "test acc b (%)": f"{acc_b:.2f}",
         }

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import datasets
 
 from bench.lightning_loop import lightning_epoch
+from bench.run import Setup
 from bench.tutorials import TUTORIALS, floor_epoch, tutorial_epoch
 from mnistlab.build import build_model
 from tests.helpers import CONF_DIR, ROOT, compose
@@ -116,6 +117,18 @@ def test_bare_lightning_does_the_floors_computation(data_dir) -> None:
         trained.append([p.detach() for p in model.parameters()])
     for floor, lightning in zip(*trained, strict=True):
         assert torch.allclose(floor, lightning, atol=1e-6)
+
+
+def test_overhead_per_step_differences_each_rounds_own_runs() -> None:
+    """Interleaved rounds are paired: a slow round slows both of its runs, and cancels out."""
+    setup = Setup.__new__(Setup)  # the timing arithmetic only: no data, no runs
+    setup.steps = lambda: 1000
+    # Round 2 ran on a slow machine. The rounds' own differences are 1.0, 0.4 and 1.3 s; the
+    # difference of the medians (2.5 - 1.2 s) would be 1.3 ms a step.
+    setup.times = {"b": [2.0, 3.0, 2.5], "c": [1.0, 2.6, 1.2]}
+    assert setup.per_step("b", "c") == "1.00 (0.40 to 1.30)"
+    setup.times = {"b": [2.0], "c": [1.5]}
+    assert setup.per_step("b", "c") == "0.50"
 
 
 def test_gpu_bench_runs_its_setups_through_train_on_any_accelerator(tmp_path) -> None:
