@@ -11,8 +11,10 @@ ways, interleaved (a b c d, a b c d, ...) so that drift in the machine's speed h
 All of them train on the same 55,000 images (mnistlab's training split) on the CPU. The table
 gives median seconds per training epoch, the ratios b/a and b/c, the per-step overheads (b - c
 in all, d - c Lightning's, b - d mnistlab's own; each the median of the rounds' own differences,
-with their range) and the test accuracy after the benchmarked epochs (a and b, mean over rounds,
-the same seeds). It is printed and written to outputs/bench/results.md and results.csv.
+with their range), the Python calls one step makes in b, c and d (bench/calls.py: a count
+that machine noise does not move) and the test accuracy after the benchmarked epochs (a and b,
+mean over rounds, the same seeds). It is printed and written to outputs/bench/results.md and
+results.csv.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 from torchvision import datasets
 
+from bench.calls import calls_per_step
 from bench.lightning_loop import lightning_epoch
 from bench.tutorials import TUTORIALS, floor_epoch
 from mnistlab.build import build_datamodule, build_model, compose_config
@@ -82,6 +85,7 @@ class Setup:
         self.times: dict[str, list[float]] = {"a": [], "a_threads": [], "b": [], "c": [],
                                               "d": []}
         self.accuracy: dict[str, list[float]] = {"a": [], "b": []}
+        self.calls: dict[str, float] = {}
 
     def run_tutorial(self, seed: int, threads: int | None = None) -> None:
         """The tutorial's loop in a fresh process (bench/tutorial_process.py), as its script
@@ -135,6 +139,31 @@ class Setup:
             torch.set_num_threads(threads)
         return statistics.median(seconds)
 
+    def count_calls(self) -> None:
+        """Python calls per step of b, c and d (bench/calls.py): once per setup, untimed."""
+        batch = self.cfg.data.batch_size
+
+        def bare(epoch: Callable[..., float]) -> Callable[[int], float]:
+            def run(steps: int) -> float:
+                torch.manual_seed(self.cfg.seed)
+                model = build_model(self.cfg)
+                return epoch(model, model.configure_optimizers(), self.images[:steps * batch],
+                             self.labels[:steps * batch], batch)
+            return run
+
+        def mnistlab(steps: int) -> object:
+            # Two evaluation batches: the same in both runs, so they drop out of the difference.
+            # The progress bar redraws by the clock (10 times a second), not by the step: its
+            # calls would follow the profiler's slowness, so it is off while counting.
+            limits = (f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=2",
+                      "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false")
+            # A folder of its own each time: a run finding a last.ckpt would resume from it.
+            output = Path(tempfile.mkdtemp(prefix=f"{self.name}-calls-", dir=self.workdir))
+            return train(preset_config(self.name, 1, output, extra=(*self.extra, *limits)))
+
+        self.calls = {"b": calls_per_step(mnistlab), "c": calls_per_step(bare(floor_epoch)),
+                      "d": calls_per_step(bare(lightning_epoch))}
+
     def steps(self) -> int:
         """Optimizer steps in one of mnistlab's epochs (55,000 images, the preset's batches)."""
         images, batch = len(self.labels), self.cfg.data.batch_size
@@ -175,6 +204,8 @@ class Setup:
             "b - c per step (ms)": self.per_step("b", "c"),
             "d - c per step (ms)": self.per_step("d", "c"),
             "b - d per step (ms)": self.per_step("b", "d"),
+            "Python calls per step (b / c / d)": " / ".join(
+                f"{self.calls[k]:,.0f}" for k in "bcd") if self.calls else "not counted",
             "test acc a (%)": f"{acc_a:.2f}",
             "test acc b (%)": f"{acc_b:.2f}",
         }
@@ -214,6 +245,8 @@ def main() -> None:
                       + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in setup.times.items() if v),
                       flush=True)
 
+        for setup in setups:
+            setup.count_calls()
     rows = [setup.row() for setup in setups]
     command = f'make bench BENCH_ARGS="{" ".join(sys.argv[1:])}"' if sys.argv[1:] else "make bench"
     publish(args.out, f"Seconds per training epoch (median of {args.rounds} interleaved rounds, "
