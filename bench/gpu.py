@@ -113,5 +113,6 @@ def main() -> None:
     publish(args.out, f"Seconds per training epoch (without validation), 55,000 training "
             f"images, on {device}.", f"`{command.strip()}`", rows)
 
+
 if __name__ == "__main__":
     main()

@@ -125,9 +125,7 @@ class Setup:
 
     def _bare(self, seed: int, epoch: Callable[..., float]) -> float:
         """Median seconds of ``epoch`` (the floor's loop, or Lightning's) on a fresh model."""
-        torch.manual_seed(seed)
-        model = build_model(self.cfg)
-        optimizer = model.configure_optimizers()  # the presets have no schedule: an optimizer
+        model, optimizer = self._fresh(seed)
         threads = torch.get_num_threads()
         torch.set_num_threads(self.cfg.threads or threads)  # as mnistlab runs it
         try:
@@ -139,15 +137,19 @@ class Setup:
             torch.set_num_threads(threads)
         return statistics.median(seconds)
 
+    def _fresh(self, seed: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        """The preset's network from ``seed``, and its optimizer (the presets have no schedule)."""
+        torch.manual_seed(seed)
+        model = build_model(self.cfg)
+        return model, model.configure_optimizers()
+
     def count_calls(self) -> None:
         """Python calls per step of b, c and d (bench/calls.py): once per setup, untimed."""
         batch = self.cfg.data.batch_size
 
         def bare(epoch: Callable[..., float]) -> Callable[[int], float]:
             def run(steps: int) -> float:
-                torch.manual_seed(self.cfg.seed)
-                model = build_model(self.cfg)
-                return epoch(model, model.configure_optimizers(), self.images[:steps * batch],
+                return epoch(*self._fresh(self.cfg.seed), self.images[:steps * batch],
                              self.labels[:steps * batch], batch)
             return run
 
@@ -251,6 +253,7 @@ def main() -> None:
     command = f'make bench BENCH_ARGS="{" ".join(sys.argv[1:])}"' if sys.argv[1:] else "make bench"
     publish(args.out, f"Seconds per training epoch (median of {args.rounds} interleaved rounds, "
             f"{args.epochs} epoch(s) each), 55,000 training images.", f"`{command}`", rows)
+
 
 if __name__ == "__main__":
     main()

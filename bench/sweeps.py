@@ -74,5 +74,6 @@ def main() -> None:
     publish(args.out, f"Whole sweeps from command to exit, median of {args.rounds} alternating "
             "rounds.", f"`{command}` (part of `make bench`)", rows, name="sweeps")
 
+
 if __name__ == "__main__":
     main()
