@@ -71,7 +71,8 @@ reproduce: install
 	$(BIN)/python train.py -m "experiment=$(REPRO_PRESETS)" \
 		"replicate=range(0,$(REPRO_SEEDS))" hydra.sweep.dir=$(REPRO_DIR) \
 		trainer.enable_progress_bar=false $(ARGS); status=$$?; \
-	$(BIN)/python -m mnistlab.summary $(REPRO_DIR) --out $(REPRO_OUT) \
+	$(BIN)/python -m mnistlab.summary $(REPRO_DIR) --out $(REPRO_OUT) --page docs/results.md \
+		--columns "experiment,status,tutorial reported,n,best val acc,test acc,epochs,s/epoch" \
 		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS) REPRO_PRESETS=$(REPRO_PRESETS)$(if $(ARGS), ARGS='$(ARGS)')" \
 		> /dev/null && exit $$status
 
@@ -89,8 +90,8 @@ compare: install
 		"replicate=range(0,$(COMPARE_SEEDS))" trainer.max_epochs=$(COMPARE_EPOCHS) \
 		hydra/launcher=joblib hydra.sweep.dir=$(COMPARE_DIR) trainer.enable_progress_bar=false \
 		callbacks.input_images=null $(ARGS); status=$$?; \
-	$(BIN)/python -m mnistlab.summary $(COMPARE_DIR) --out $(COMPARE_OUT) \
-		--command "make compare COMPARE_SEEDS=$(COMPARE_SEEDS) COMPARE_EPOCHS=$(COMPARE_EPOCHS)" \
+	$(BIN)/python -m mnistlab.summary $(COMPARE_DIR) --out $(COMPARE_OUT) --page docs/results.md \
+		--columns "init.scheme,optimizer,n,best val acc,test acc,s/epoch" --command "make compare COMPARE_SEEDS=$(COMPARE_SEEDS) COMPARE_EPOCHS=$(COMPARE_EPOCHS)" \
 		> /dev/null && exit $$status
 
 # The README's pictures: a small sweep in a real tensorboard, and the demo page with a drawn 7

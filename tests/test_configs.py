@@ -9,7 +9,7 @@ import pytest
 import torch
 from hydra.errors import InstantiationException, MissingConfigException
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from mnistlab.build import build_datamodule, build_model, build_trainer
 from mnistlab.data import FashionMNISTDataModule, MNISTDataModule
@@ -27,7 +27,7 @@ MODELS, OPTIMIZERS, INITS = choices("model"), choices("optimizer"), choices("ini
 def test_groups_hold_the_documented_choices() -> None:
     assert sorted(["mlp_sigmoid", "mlp_bn", "mlp_dropout", "mlp_bn_dropout", "cnn",
                    "cnn_deep"]) == MODELS
-    assert sorted(["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
+    assert sorted(["default", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
                    "adam", "adamw", "radam"]) == OPTIMIZERS
     assert sorted(["default", "tutorial", "xavier_uniform", "xavier_normal", "kaiming_uniform",
                    "kaiming_normal", "lecun_normal"]) == INITS
@@ -55,6 +55,36 @@ def test_every_model_init_and_optimizer_instantiates() -> None:
         built = model.configure_optimizers()
         assert isinstance(built, model.optimizer_factory.func)
         assert built.defaults["lr"] == cfg.optimizer.lr
+
+
+def _file_values(group: str, choice: str) -> dict:
+    """A choice's own values: its file over the files its defaults list names in its group."""
+    raw = OmegaConf.load(CONF_DIR / group / f"{choice}.yaml")
+    values: dict = {}
+    for parent in raw.get("defaults") or []:
+        if parent != "_self_":
+            values |= _file_values(group, parent)
+    return values | {k: v for k, v in raw.items() if k != "defaults"}
+
+
+@pytest.mark.parametrize("schedule", [[], ["~scheduler"], ["scheduler=cosine"]])
+def test_every_optimizer_choice_trains_at_its_own_files_lr(schedule: list[str]) -> None:
+    for choice in OPTIMIZERS:
+        own = _file_values("optimizer", choice)
+        composed = compose(f"optimizer={choice}", *schedule).optimizer
+        assert (composed._target_, composed.lr) == (own["_target_"], own["lr"]), choice
+    # The default run's lr belongs to the default choice alone.
+    assert compose().optimizer.lr == _file_values("optimizer", "default")["lr"] == 0.006
+    assert compose("optimizer=adam").optimizer.lr == 0.001
+
+
+@pytest.mark.parametrize("primary", ["train", "eval", "predict", "demo", "export"])
+def test_no_top_level_key_overrides_a_groups_choice(primary: str) -> None:
+    # A top-level key named like a group (optimizer: {lr: ...}) would silently override every
+    # choice of that group; a choice's values belong in its own file.
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()} - {"hydra"}
+    keys = set(OmegaConf.load(CONF_DIR / f"{primary}.yaml")) - {"defaults", "hydra"}
+    assert not keys & groups
 
 
 @pytest.mark.parametrize(("choice", "cls", "mean"), [("mnist", MNISTDataModule, 0.1307),

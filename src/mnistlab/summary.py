@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.sweeps import short_value
-from mnistlab.tables import machine, markdown, write_tables
+from mnistlab.tables import machine, markdown, provenance, write_into_page, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,14 @@ def failed(jobs: Iterable[Job]) -> list[Job]:
 
 
 def write_summary(sweep_dir: Path, out: Path | None = None, command: str | None = None,
-                  metric: str | None = None) -> tuple[str, list[Job]]:
-    """Write summary.md and summary.csv into the sweep folder (and ``out``); return the text."""
+                  metric: str | None = None, page: Path | None = None,
+                  columns: list[str] | None = None) -> tuple[str, list[Job]]:
+    """Write summary.md and summary.csv into the sweep folder (and ``out``); return the text.
+
+    With ``page``, the table (only ``columns``, when given) also replaces the page's block
+    named after ``out`` (``mnistlab.tables.write_into_page``), with the line that says what
+    made it.
+    """
     jobs = read_jobs(sweep_dir)
     metric = metric or _optimized_metric(jobs)
     rows = summarise(jobs, metric)
@@ -168,6 +174,10 @@ def write_summary(sweep_dir: Path, out: Path | None = None, command: str | None 
     text = "\n".join(lines)
     for folder in {sweep_dir, out} - {None}:
         write_tables(folder, text, rows, name="summary")
+    if page is not None:
+        shown = [{key: row[key] for key in columns or row if key in row} for row in rows]
+        name = out.name if out is not None else sweep_dir.name
+        write_into_page(page, name, f"{markdown(shown)}\n\n{provenance(command or '?')}")
     return text, jobs
 
 
@@ -212,9 +222,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--command", default=None, help="the command that made the sweep")
     parser.add_argument("--metric", default=None,
                         help="sort by this metric (default: the sweep's optimized_metric)")
+    parser.add_argument("--page", type=Path, default=None,
+                        help="also write the table into this page's block named after --out")
+    parser.add_argument("--columns", default=None,
+                        help="the page's columns, comma-separated (default: all)")
     args = parser.parse_args(argv)
+    columns = args.columns.split(",") if args.columns else None
     try:
-        text, _ = write_summary(args.sweep_dir, args.out, args.command, args.metric)
+        text, _ = write_summary(args.sweep_dir, args.out, args.command, args.metric, args.page,
+                                columns)
     except FileNotFoundError as err:
         raise SystemExit(f"Error: {err}") from None
     where = args.out or args.sweep_dir
