@@ -77,8 +77,8 @@ reproduce: install
 		> /dev/null && exit $$status
 
 # Tutorial 004's question: which initialisation and optimizer train its network best? Its
-# 784-512-256-10 BatchNorm + Dropout MLP at batch 32, each optimizer at its own default learning
-# rate (conf/optimizer/), 3 inits x 8 optimizers x COMPARE_SEEDS seeds, jobs side by side.
+# 784-512-256-10 BatchNorm + Dropout MLP at batch 32, each optimizer at its own file's constant
+# learning rate (conf/optimizer/), 3 inits x 8 optimizers x COMPARE_SEEDS seeds, jobs side by side.
 COMPARE_SEEDS ?= 2
 COMPARE_EPOCHS ?= 3
 COMPARE_OUT ?= outputs/compare
@@ -87,7 +87,7 @@ compare: install
 	$(BIN)/python train.py -m model=mlp_bn_dropout data.batch_size=32 init=tutorial \
 		init.scheme=lecun_normal,xavier_uniform,kaiming_uniform \
 		optimizer=sgd,momentum,nesterov,adagrad,rmsprop,adadelta,adam,radam \
-		"replicate=range(0,$(COMPARE_SEEDS))" trainer.max_epochs=$(COMPARE_EPOCHS) \
+		"replicate=range(0,$(COMPARE_SEEDS))" trainer.max_epochs=$(COMPARE_EPOCHS) '~scheduler' \
 		hydra/launcher=joblib hydra.sweep.dir=$(COMPARE_DIR) trainer.enable_progress_bar=false \
 		callbacks.input_images=null $(ARGS); status=$$?; \
 	$(BIN)/python -m mnistlab.summary $(COMPARE_DIR) --out $(COMPARE_OUT) --page docs/results.md \

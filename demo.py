@@ -7,39 +7,28 @@ network actually saw. Needs the demo extra (`pip install -e ".[demo]"`, part of 
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from mnistlab.checkpoints import CheckpointError, load_model
-from mnistlab.cuda_check import skip_failing_nvml_check
 from mnistlab.demo import NoCheckpointError, build_page, describe, newest_checkpoint
+from mnistlab.errors import exit_with
+from mnistlab.internals import skip_failing_nvml_check
+from mnistlab.loading import load_or_exit
+from mnistlab.resolvers import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="demo")
 def main(cfg: DictConfig) -> None:
     try:
-        import gradio  # noqa: F401
-    except ImportError:
-        print('Error: the demo needs Gradio: pip install -e ".[demo]" (make install has it)',
-              file=sys.stderr)
-        raise SystemExit(2) from None
-    try:
-        loaded = load_model(cfg.ckpt_path or newest_checkpoint())
+        loaded = load_or_exit(cfg.ckpt_path or newest_checkpoint())
     except NoCheckpointError as err:
-        print(f"Error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except CheckpointError as err:
-        print(f"Error: ckpt_path={err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's requests to itself
+        exit_with(err)
     print(f"serving {describe(loaded)}", flush=True)
     build_page(loaded, cfg.max_pixels).launch(server_name=cfg.host, server_port=cfg.port,
                                               show_error=True)
 
 
 if __name__ == "__main__":
+    register_resolvers()
     skip_failing_nvml_check()
     main()

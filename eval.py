@@ -16,8 +16,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from mnistlab.cuda_check import skip_failing_nvml_check
 from mnistlab.evaluation import evaluate
+from mnistlab.internals import skip_failing_nvml_check
+from mnistlab.resolvers import register_resolvers
 
 log = logging.getLogger(__name__)
 
@@ -37,5 +38,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    register_resolvers()
     skip_failing_nvml_check()
     main()

@@ -9,28 +9,23 @@ difference from the checkpoint's own network and whether every predicted digit i
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from mnistlab.checkpoints import CheckpointError, load_model
-from mnistlab.cuda_check import skip_failing_nvml_check
+from mnistlab.errors import exit_with
 from mnistlab.export import FORMATS, check, export, held_out_pixels, report
+from mnistlab.internals import skip_failing_nvml_check
+from mnistlab.loading import load_or_exit
+from mnistlab.resolvers import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     if cfg.format not in FORMATS:
-        print(f"Error: format={cfg.format!r} is unknown; use format=onnx or "
-              "format=torchscript", file=sys.stderr)
-        raise SystemExit(2)
-    try:
-        loaded = load_model(cfg.ckpt_path)
-    except CheckpointError as err:
-        print(f"Error: ckpt_path={err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_with(f"format={cfg.format!r} is unknown; use format=onnx or format=torchscript")
+    loaded = load_or_exit(cfg.ckpt_path)
     path = export(loaded, cfg.format, Path(cfg.out) if cfg.out else None)
     print(f"written {path} ({path.stat().st_size / 1e6:.1f} MB) and {path}.json")
     if not cfg.check:
@@ -42,5 +37,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    register_resolvers()
     skip_failing_nvml_check()
     main()

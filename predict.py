@@ -14,24 +14,21 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab.checkpoints import CheckpointError, load_model
-from mnistlab.cuda_check import skip_failing_nvml_check
+from mnistlab.errors import exit_with
+from mnistlab.internals import skip_failing_nvml_check
+from mnistlab.loading import load_or_exit
 from mnistlab.prediction import collect_inputs, predict_files, table, write
+from mnistlab.resolvers import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    try:
-        loaded = load_model(cfg.ckpt_path)
-    except CheckpointError as err:
-        print(f"Error: ckpt_path={err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    loaded = load_or_exit(cfg.ckpt_path)
     inputs = cfg.inputs
     paths = collect_inputs(OmegaConf.to_container(inputs) if OmegaConf.is_list(inputs)
                            else str(inputs))
     if not paths:
-        print(f"Error: inputs={inputs} holds no files", file=sys.stderr)
-        raise SystemExit(2)
+        exit_with(f"inputs={inputs} holds no files")
     predictions = predict_files(loaded, paths, top=cfg.top, max_pixels=cfg.max_pixels)
     print(table(predictions))
     if cfg.output:
@@ -44,5 +41,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    register_resolvers()
     skip_failing_nvml_check()
     main()

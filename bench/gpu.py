@@ -27,7 +27,7 @@ import torch
 from omegaconf import open_dict
 
 from mnistlab.build import compose_config
-from mnistlab.cuda_check import skip_failing_nvml_check
+from mnistlab.internals import skip_failing_nvml_check
 from mnistlab.tables import publish
 from mnistlab.training import train
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from mnistlab.profiler import NoProfiler
+from mnistlab.internals import NoProfiler
 
 
 class BareStep(L.LightningModule):

@@ -41,7 +41,7 @@ from bench.calls import calls_per_step
 from bench.lightning_loop import lightning_epoch
 from bench.tutorials import TUTORIALS, floor_epoch
 from mnistlab.build import build_datamodule, build_model, compose_config
-from mnistlab.cuda_check import skip_failing_nvml_check
+from mnistlab.internals import skip_failing_nvml_check
 from mnistlab.tables import publish
 from mnistlab.training import train
 

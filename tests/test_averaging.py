@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from mnistlab.checkpoints import load_model, read_checkpoint
+from mnistlab.checkpoints import read_checkpoint
+from mnistlab.loading import load_model
 from mnistlab.training import train
 
 

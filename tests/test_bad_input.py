@@ -12,8 +12,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mnistlab.config import ConfigError, _check_or_exit, check_config
+from mnistlab.checks import check_config
+from mnistlab.errors import ConfigError
 from mnistlab.run_folder import LOCK, claim, release
+from mnistlab.run_start import CheckConfigAndClaimFolder
 from mnistlab.training import train
 from tests.helpers import compose
 
@@ -89,7 +91,7 @@ def test_bad_value_exits_2_with_key_value_and_fix(overrides: str, message: str, 
     before = snapshot(earlier_run.parent)
     cfg = compose(*overrides.split())
     with pytest.raises(SystemExit) as exit_info:
-        _check_or_exit(cfg)
+        CheckConfigAndClaimFolder().on_multirun_start(cfg)
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith(f"Error: {message}"), error

@@ -11,8 +11,9 @@ import torch
 from omegaconf import open_dict
 
 from mnistlab.build import compose_config
-from mnistlab.checkpoints import load_model, read_checkpoint
+from mnistlab.checkpoints import read_checkpoint
 from mnistlab.evaluation import evaluate
+from mnistlab.loading import load_model
 from mnistlab.training import train
 from tests.helpers import CONF_DIR, TINY_TEST, TINY_VAL
 

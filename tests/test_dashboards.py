@@ -53,7 +53,7 @@ def test_a_run_shows_hparams_learning_rate_images_and_per_class_accuracy(make_cf
     assert differs == {"model", "scheduler", "lr", "max_epochs"}
     assert {k: values[k] for k in ("model", "optimizer", "scheduler", "init", "augment",
                                    "preset", "lr", "batch_size", "max_epochs", "seed")} == {
-        "model": "mlp_sigmoid", "optimizer": "adam", "scheduler": "onecycle",
+        "model": "mlp_sigmoid", "optimizer": "default", "scheduler": "onecycle",
         "init": "default", "augment": "none", "preset": "none", "lr": pytest.approx(0.02),
         "batch_size": 128, "max_epochs": 2, "seed": 42}
     scalars = accumulator.Tags()["scalars"]

@@ -18,8 +18,8 @@ from torchvision.datasets import MNIST
 
 from mnistlab import browser
 from mnistlab import export as exporting
-from mnistlab.checkpoints import load_model
 from mnistlab.demo import NoCheckpointError, newest_checkpoint, read_digit
+from mnistlab.loading import load_model
 from mnistlab.training import train
 from tests.helpers import run_cli
 

@@ -13,8 +13,8 @@ from omegaconf import open_dict
 from PIL import Image
 from torchvision import datasets
 
-from mnistlab.checkpoints import load_model
 from mnistlab.digits import DigitImageError, open_image, prepare_digit
+from mnistlab.loading import load_model
 from mnistlab.prediction import classify, collect_inputs, predict_files
 from mnistlab.training import train
 from tests.helpers import compose, run_cli

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from mnistlab.build import build
 from mnistlab.models.schedules import cosine
 from mnistlab.training import train
-from tests.helpers import compose
+from tests.helpers import CONF_DIR, compose
 
 
 def lrs(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> list[float]:
@@ -115,3 +115,23 @@ def test_a_run_too_short_for_the_schedule_says_how_to_fix_it(make_cfg) -> None:
     cfg = make_cfg("scheduler=onecycle", "model=mlp_sigmoid", "optimizer=sgd")
     with pytest.raises(ValueError, match=r"run of 4 optimizer steps.*~scheduler"):
         train(cfg)
+
+
+@pytest.mark.parametrize("choice", sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml")))
+def test_one_cycle_takes_every_optimizer_and_adds_no_momentum(choice: str) -> None:
+    """Adagrad and Adadelta have no momentum to cycle (torch's OneCycleLR refuses them); plain
+    SGD and RMSprop keep momentum 0; Adam's beta1 and SGD's momentum cycle."""
+    cfg = compose(f"optimizer={choice}", "scheduler=onecycle")
+    optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(1))])
+    before = dict(optimizer.param_groups[0])
+    schedule = instantiate(cfg.scheduler)(optimizer, total_steps=100)
+    for _ in range(50):
+        optimizer.step()
+        schedule.step()
+    group = optimizer.param_groups[0]
+    assert group["max_lr"] == pytest.approx(cfg.optimizer.lr)
+    if before.get("momentum", 0) == 0 and "betas" not in before:
+        assert group.get("momentum", 0) == before.get("momentum", 0)
+    else:
+        cycled = group["betas"][0] if "betas" in group else group["momentum"]
+        assert 0.85 <= cycled <= 0.95

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mnistlab.config import ConfigError, check_config
+from mnistlab.checks import check_config
+from mnistlab.errors import ConfigError
 from mnistlab.training import train
 from tests.helpers import compose
 

@@ -7,27 +7,23 @@ config group is wired in here and nowhere else.
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import lightning as L
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate, to_absolute_path
-from lightning.pytorch.callbacks import (
-    Callback,
-    LearningRateMonitor,
-    ModelCheckpoint,
-    ProgressBar,
-)
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ProgressBar
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, open_dict
 
 from mnistlab.checkpoints import AtomicCheckpointIO, checkpoint_info
 from mnistlab.data import MNISTDataModule
 from mnistlab.data.resumable import RestoreLoaderState
+from mnistlab.internals import no_profiler, skip_empty_step_hooks
 from mnistlab.models import MNISTClassifier
-from mnistlab.profiler import NoProfiler
+from mnistlab.resolvers import register_resolvers
 
 
 class Run(NamedTuple):
@@ -46,6 +42,7 @@ def compose_config(config_dir: str | os.PathLike[str], overrides: list[str] | tu
     reset first, so it can be called any number of times in one process. As in a real run, the
     Hydra config (the chosen groups, for one) is then available through ``HydraConfig``.
     """
+    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=list(overrides),
@@ -100,38 +97,11 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     arguments: dict[str, Any] = {"callbacks": callbacks, "logger": loggers or False,
                                  "plugins": [AtomicCheckpointIO()]} | overrides
     if cfg.trainer.get("profiler") is None:
-        arguments.setdefault("profiler", NoProfiler())
+        arguments.setdefault("profiler", no_profiler())
     trainer: L.Trainer = instantiate(cfg.trainer, **arguments)
     for callback in trainer.callbacks:  # also those Lightning added
         skip_empty_step_hooks(callback)
     return trainer
-
-
-# The hooks Lightning calls on every callback, and on the LightningModule, at every step.
-STEP_HOOKS = ("on_train_batch_start", "on_train_batch_end", "on_before_backward",
-              "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad")
-
-Hooked = TypeVar("Hooked", Callback, L.LightningModule)
-
-
-def skip_empty_step_hooks(hooked: Hooked) -> Hooked:
-    """Let Lightning skip the per-step hooks that a callback or LightningModule leaves empty.
-
-    Lightning calls all six step hooks of every callback and of the module at every step, each
-    through a profiler context, a name lookup and (for the module) two ``nn.Module`` attribute
-    writes: with ten callbacks, most of them doing nothing per step, that is about 70 calls and
-    a tenth of a small MLP's step. Lightning skips a hook that is not callable, so a hook still
-    at the base class's empty default is set to None on the instance. ModelCheckpoint's batch
-    hook only ever saves on a step or time interval; without one it is skipped too.
-    """
-    base = L.LightningModule if isinstance(hooked, L.LightningModule) else Callback
-    for name in STEP_HOOKS:
-        if getattr(type(hooked), name) is getattr(base, name):
-            setattr(hooked, name, None)
-    if (isinstance(hooked, ModelCheckpoint) and getattr(hooked, "_every_n_train_steps", 1) < 1
-            and getattr(hooked, "_train_time_interval", 0) is None):
-        hooked.on_train_batch_end = None
-    return hooked
 
 
 def build(cfg: DictConfig) -> Run:

@@ -13,6 +13,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from mnistlab.figures import digit_grid
+from mnistlab.internals import skip_hook_from_now_on
+
 
 class EpochTimer(Callback):
     """Log ``time/epoch_s``: seconds of training per epoch, not counting validation.
@@ -89,9 +92,8 @@ class InputImages(Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
                              batch: Any, batch_idx: int) -> None:
-        # Only a run's first batch can be drawn (a resumed run starts later): Lightning skips
-        # a hook set to None, so the other steps do not call it.
-        self.on_train_batch_start = None  # type: ignore[assignment]
+        # Only a run's first batch can be drawn (a resumed run starts later).
+        skip_hook_from_now_on(self, "on_train_batch_start")
         if trainer.current_epoch or batch_idx or not self.count or trainer.global_rank != 0:
             return
         if _tensorboards(trainer):
@@ -101,8 +103,6 @@ class InputImages(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._batch is None:
             return
-        from mnistlab.figures import digit_grid
-
         images, labels = self._batch
         self._batch = None
         datamodule = trainer.datamodule
@@ -165,8 +165,6 @@ class EvaluationReport(Callback):
                 figure.set_size_inches(7, 7)
                 logger.experiment.add_figure(f"figures/{stage}_confusion_matrix", figure, step)
             if self._wrong:
-                from mnistlab.figures import digit_grid
-
                 images = trainer.datamodule.to_pixels(torch.stack([w[0] for w in self._wrong]))
                 titles = [f"{classes[true]} -> {classes[guess]}" for _, true, guess in self._wrong]
                 logger.experiment.add_figure(f"images/{stage}_misclassified",

@@ -3,7 +3,7 @@
 Lightning's checkpoint gains a ``"mnistlab"`` entry: the run's resolved config as plain data,
 the dataset's class names and the normalisation the network expects. Nothing in a checkpoint
 is a pickled object, so it loads with ``torch.load(weights_only=True)``, which runs no code
-from the file. ``load_model`` rebuilds the network from the config in the file alone.
+from the file. ``mnistlab.loading.load_model`` rebuilds the network from the file alone.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import functools
 import os
 import pickle
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,13 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.data import MNISTDataModule
-from mnistlab.models import MNISTClassifier
-
-FORMAT = 1
+from mnistlab.errors import CheckpointError
 
 
 def checkpoint_info(cfg: DictConfig, datamodule: MNISTDataModule) -> dict[str, Any]:
     """What a checkpoint of this run must carry to be used on its own, as plain data."""
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     return {
-        "format": FORMAT,
         "model": choices.get("model"),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "classes": list(datamodule.classes),
@@ -40,29 +36,6 @@ def checkpoint_info(cfg: DictConfig, datamodule: MNISTDataModule) -> dict[str, A
         "mean": datamodule.mean,
         "std": datamodule.std,
     }
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A network rebuilt from a checkpoint, in eval mode, and what the file says about it."""
-
-    model: MNISTClassifier
-    config: DictConfig
-    classes: list[str]
-    normalize: bool
-    mean: float
-    std: float
-    path: Path
-
-    def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """Pixels in [0, 1] (N, 1, 28, 28) -> the network's input, normalised as in training."""
-        if not self.normalize:
-            return images
-        return (images - self.mean) / self.std
-
-
-class CheckpointError(ValueError):
-    """A file that is not a usable checkpoint; the message says what it is, in one line."""
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -81,15 +54,15 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if path.is_file() and path.stat().st_size:
         stat = path.stat()
         return _inspect_file(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    return _verified(path)["mnistlab"]
+    return verified_checkpoint(path)["mnistlab"]
 
 
 @functools.lru_cache(maxsize=4)
 def _inspect_file(path: str, size: int, mtime_ns: int) -> dict[str, Any]:
-    return _verified(Path(path))["mnistlab"]
+    return verified_checkpoint(Path(path))["mnistlab"]
 
 
-def _verified(path: Path) -> dict[str, Any]:
+def verified_checkpoint(path: Path) -> dict[str, Any]:
     """The whole checkpoint, loaded as plain data, or a CheckpointError saying what it is."""
     if path.is_dir():
         raise CheckpointError(f"is a folder; pass a checkpoint file in it, e.g. "
@@ -175,21 +148,3 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
-
-
-def load_model(path: str | os.PathLike[str]) -> LoadedModel:
-    """Rebuild the network of a training checkpoint from the config stored in it."""
-    from mnistlab.build import build_model  # build imports this module's users
-
-    try:
-        checkpoint = _verified(Path(path))
-    except CheckpointError as err:
-        raise CheckpointError(f"{path}: {err}") from None
-    info = checkpoint["mnistlab"]
-    config = OmegaConf.create(info["config"])
-    model = build_model(config)
-    model.load_state_dict(checkpoint["state_dict"])
-    model.checkpoint_info = info
-    return LoadedModel(model=model.eval(), config=config, classes=list(info["classes"]),
-                       normalize=bool(info["normalize"]), mean=float(info["mean"]),
-                       std=float(info["std"]), path=Path(path))

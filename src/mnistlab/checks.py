@@ -1,24 +1,91 @@
-"""Checks on a composed config that involve several keys, the machine, or a checkpoint file.
+"""Every check of a composed config, run before anything trains or writes a file.
 
-Each raises ConfigError naming the key, the value and the fix, before anything is written or
-trained; without them these mistakes surfaced only after a whole run (zero training batches, a
-metric no run logs), as a hang (64 processes on a 2-core machine) or as a raw traceback.
+Torch and Lightning would reject most of these values too, but only after the run folder, the
+loggers and the data download have started, with messages that do not name the config key; the
+rest (several keys together, the machine, a checkpoint) surfaced only after a whole run (zero
+training batches, a metric no run logs), as a hang (64 processes on a 2-core machine) or as a
+raw traceback. Each raises ConfigError naming the key, the value and the fix. One module for
+all of them, so that a reader finds every rule in one place (hence its length).
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mnistlab.config import MNIST_TRAIN_IMAGES, ConfigError
+from mnistlab.checkpoints import inspect_checkpoint
+from mnistlab.data.datamodule import LOADERS, TRAIN_IMAGES
+from mnistlab.errors import CheckpointError, ConfigError
+from mnistlab.resume import fixed_changes
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One checked key: ``ok`` says whether a value works, the other fields word the error."""
+
+    key: str
+    ok: Callable[[Any], bool]
+    requirement: str
+    example: str
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_widths(value: Any) -> bool:
+    return (isinstance(value, list | tuple | ListConfig) and len(value) > 0
+            and all(_is_int(v) and v >= 1 for v in value))
+
+
+RULES = (
+    Rule("seed", lambda v: _is_int(v) and v >= 0, "an integer >= 0", "seed=42"),
+    Rule("optimizer.lr", lambda v: _is_number(v) and math.isfinite(v) and v > 0,
+         "a finite number > 0", "optimizer.lr=0.001"),
+    Rule("optimizer.weight_decay", lambda v: _is_number(v) and math.isfinite(v) and v >= 0,
+         "a finite number >= 0", "optimizer.weight_decay=0.0001"),
+    Rule("data.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0",
+         "data.num_workers=0"),
+    Rule("data.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1",
+         "data.batch_size=64"),
+    Rule("data.eval_batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1",
+         "data.eval_batch_size=1000"),
+    Rule("trainer.max_epochs", lambda v: _is_int(v) and v >= 1, "an integer >= 1",
+         "trainer.max_epochs=5"),
+    Rule("model.dropout", lambda v: _is_number(v) and 0 <= v < 1, "a probability in [0, 1)",
+         "model.dropout=0.3"),
+    Rule("model.label_smoothing", lambda v: _is_number(v) and 0 <= v < 1,
+         "a number in [0, 1)", "model.label_smoothing=0.1"),
+    Rule("threads", lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1",
+         "threads=1"),
+    Rule("replicate", lambda v: _is_int(v) and v >= 0, "an integer >= 0", "replicate=1"),
+    Rule("model.hidden", _is_widths, "a non-empty list of layer widths >= 1",
+         "'model.hidden=[512,256]'"),
+    Rule("data.loader", lambda v: v in LOADERS,
+         "memory (whole batches from memory, fast) or torchvision (per image)",
+         "data.loader=memory"),
+    Rule("data.on_device", lambda v: v is None or isinstance(v, bool),
+         "null (automatic: on a GPU), true or false", "data.on_device=false"),
+    Rule("data.pin_memory", lambda v: v is None or isinstance(v, bool),
+         "null (automatic: when training on a GPU), true or false", "data.pin_memory=true"),
+    Rule("data.val_size", lambda v: _is_int(v) and 0 < v < TRAIN_IMAGES,
+         f"an integer in (0, {TRAIN_IMAGES})", "data.val_size=5000"),
+)
+
 
 # What a training run logs, for optimized_metric (test/acc_class/<class> too).
 LOGGED = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss",
@@ -67,7 +134,7 @@ def check_training_batches(cfg: DictConfig) -> None:
                           "batch. Fix: trainer.limit_train_batches=null (all) or a number > 0.")
     if not (isinstance(batch, int) and isinstance(val_size, int)):
         return
-    images = MNIST_TRAIN_IMAGES - val_size
+    images = TRAIN_IMAGES - val_size
     if batch > images and OmegaConf.select(cfg, "data.drop_last", default=False):
         raise ConfigError(
             f"data.batch_size={batch} with data.drop_last=true is invalid: the {images:,} "
@@ -133,8 +200,6 @@ def check_checkpoint(cfg: DictConfig) -> None:
     path = cfg.get("ckpt_path")
     if path is None:
         return
-    from mnistlab.checkpoints import CheckpointError, inspect_checkpoint
-
     try:
         info = inspect_checkpoint(path)
     except CheckpointError as err:
@@ -153,8 +218,6 @@ def check_checkpoint(cfg: DictConfig) -> None:
         chosen = _choices(cfg).get("model") or wanted
         raise ConfigError(f"ckpt_path={path}: a checkpoint of model={name}, but model={chosen}. "
                           f"Fix: add model={name}, or pass a checkpoint of model={chosen}.")
-    from mnistlab.resume import fixed_changes
-
     changed = fixed_changes(info.get("config") or {}, cfg)
     if changed:
         listed = ", ".join(f"{key}={now!r} (the checkpoint trained with {before!r})"
@@ -206,3 +269,20 @@ def _preset_model(path: Path) -> str:
 CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     check_devices, check_training_batches, check_optimized_metric, check_model_fields,
     check_checkpoint)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that cannot work; absent keys are not checked.
+
+    Single values first (``RULES``), then what depends on several keys, the machine or a file
+    (``CHECKS``).
+    """
+    for rule in RULES:
+        value = OmegaConf.select(cfg, rule.key, default=None)
+        if value is not None and not rule.ok(value):
+            raise ConfigError(f"{rule.key}={value!r} is invalid: it must be {rule.requirement}. "
+                              f"Fix: override it, e.g. `python train.py {rule.example}`.")
+    for check in CHECKS:
+        check(cfg)
+
+

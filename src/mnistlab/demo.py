@@ -9,6 +9,7 @@ network.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mnistlab.checkpoints import LoadedModel
 from mnistlab.digits import MAX_PIXELS, DigitImageError, open_image, prepare_digit
+from mnistlab.errors import exit_with
+from mnistlab.loading import LoadedModel
 from mnistlab.prediction import classify
 
 # Gradio's sketchpad opens, and clears, with no tool chosen ("select the draw tool to start");
@@ -117,7 +119,11 @@ def upload_image(path: str | None, max_pixels: int = MAX_PIXELS) -> Image.Image 
 
 def build_page(loaded: LoadedModel, max_pixels: int = MAX_PIXELS) -> Any:
     """The Gradio page: a canvas and an upload box in, the guess and what the network saw out."""
-    import gradio as gr
+    try:
+        import gradio as gr  # the demo extra: only the page needs it
+    except ImportError:
+        exit_with('the demo needs Gradio: pip install -e ".[demo]" (make install has it)')
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's requests to itself
 
     def show(reading: Reading) -> tuple[str, Any, Any]:
         return reading.message, reading.probabilities, reading.seen

@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, open_dict
 
 from mnistlab.build import build_datamodule, build_trainer
-from mnistlab.checkpoints import load_model
+from mnistlab.loading import load_model
 
 SPLITS = ("test", "val")
 

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import open_dict
 from torch import Tensor, nn
 
-from mnistlab.checkpoints import LoadedModel
+from mnistlab.build import build_datamodule
+from mnistlab.internals import tracing
+from mnistlab.loading import LoadedModel
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 INPUT, OUTPUT = "pixels", "logits"
@@ -77,13 +80,8 @@ def export(loaded: LoadedModel, fmt: str, out: Path | None = None) -> Path:
                                         dynamic_shapes={"pixels": {0: batch}}, verbose=False)
             program.save(str(out))
         else:
-            # A LightningModule outside a Trainer refuses attribute lookups that tracing
-            # makes; Lightning's own to_torchscript sets this flag for the same reason.
-            loaded.model._jit_is_scripting = True
-            try:
+            with tracing(loaded.model):
                 torch.jit.trace(module, example).save(str(out))
-            finally:
-                loaded.model._jit_is_scripting = False
     Path(f"{out}.json").write_text(json.dumps(card(loaded, fmt), indent=2) + "\n")
     return out
 
@@ -135,10 +133,6 @@ def check(loaded: LoadedModel, path: Path, pixels: Tensor, labels: Tensor) -> Ch
 
 def held_out_pixels(loaded: LoadedModel, data_dir: str) -> tuple[Tensor, Tensor]:
     """The checkpoint's dataset's test images as [0, 1] pixels, and their labels."""
-    from omegaconf import open_dict
-
-    from mnistlab.build import build_datamodule
-
     config = loaded.config.copy()
     with open_dict(config):
         config.data.data_dir = data_dir

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard.summary import hparams
 
+from mnistlab.internals import file_writer
 from mnistlab.sweeps import SWEEP_KEYS_ENV
 
 METRICS = ("val/acc_best", "test/acc", "test/loss")
@@ -79,7 +80,7 @@ def write_hparams(logger: TensorBoardLogger, entry: dict[str, Any],
     for info in data.experiment.hparam_infos:
         info.differs = any(key in varied for key in SOURCES.get(info.name, ()))
     value.metadata.plugin_data.content = data.SerializeToString()
-    writer = logger.experiment._get_file_writer()
+    writer = file_writer(logger)
     for summary in (experiment, start, end):
         writer.add_summary(summary)
     writer.flush()

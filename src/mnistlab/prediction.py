@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from mnistlab.checkpoints import LoadedModel
 from mnistlab.digits import MAX_PIXELS, DigitImageError, open_image, prepare_digit
+from mnistlab.loading import LoadedModel
 
 
 @dataclass

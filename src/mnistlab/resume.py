@@ -7,6 +7,7 @@ refused; the rest (epochs, batch limits, logging) may change and are recorded in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab.config import ConfigError
+from mnistlab.errors import ConfigError
 
 # Subtrees that define what the checkpoint trained, and data keys that only say where and how
 # fast the files are read.
@@ -65,22 +66,28 @@ def resumed_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """The config of the run in ``cfg.resume``, with this command line's trainer settings.
 
     Raises ConfigError when the folder holds no run to resume or the command line would change
-    what the run trains.
+    what the run trains. Composed once per process (the run-start check and the run itself
+    both ask); each caller gets its own copy.
     """
     folder = Path(to_absolute_path(str(cfg.resume)))
+    return _resumed(str(cfg.resume), folder, tuple(overrides)).copy()
+
+
+@functools.cache
+def _resumed(resume: str, folder: Path, overrides: tuple[str, ...]) -> DictConfig:
     saved, last = folder / ".hydra" / "config.yaml", folder / "checkpoints" / "last.ckpt"
     if not saved.is_file():
-        raise ConfigError(f"resume={cfg.resume} is invalid: {folder} holds no run "
+        raise ConfigError(f"resume={resume} is invalid: {folder} holds no run "
                           "(no .hydra/config.yaml). Fix: pass a run folder, e.g. "
                           "resume=outputs/runs/<date>/<time>.")
     if not last.is_file():
-        raise ConfigError(f"resume={cfg.resume} is invalid: the run saved no checkpoints/last.ckpt"
+        raise ConfigError(f"resume={resume} is invalid: the run saved no checkpoints/last.ckpt"
                           " to go on from. Fix: start it again without resume.")
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     refused = [o.input_line for o in parsed
                if not o.key_or_group.lstrip("+~").startswith(MAY_CHANGE)]
     if refused:
-        raise ConfigError(f"resume={cfg.resume} goes on with the run's own config, but "
+        raise ConfigError(f"resume={resume} goes on with the run's own config, but "
                           f"{', '.join(refused)} would change what it trains. Fix: drop them; "
                           "trainer settings such as trainer.max_epochs may change.")
     resumed = OmegaConf.load(saved)

@@ -10,16 +10,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+from datetime import datetime
 from pathlib import Path
 
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab.config import ConfigError
+from mnistlab.errors import ConfigError
 from mnistlab.processes import alive
 
 LOCK = ".mnistlab.lock"
 RECORD = ("result.json", ".hydra/config.yaml", "checkpoints")
+
+
+def run_dir(resume: str | None, new: str) -> str:
+    """The folder of a run (``hydra.run.dir``): the resumed run's own, or a new one."""
+    return str(resume) if resume else new
+
+
+def config_subdir(resume: str | None) -> str:
+    """Where Hydra keeps a run's config: .hydra/, or a subfolder of it for a resumed run."""
+    if not resume:
+        return ".hydra"
+    return f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}"
 
 
 def explicit_run_dir(config: DictConfig) -> Path | None:

@@ -17,6 +17,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from mnistlab.checkpoints import last_checkpoint_path
+
 
 class RunStopped(Exception):
     """Training ended early; ``status`` goes into result.json, ``exit_code`` to the shell."""
@@ -117,8 +119,6 @@ class SignalCheckpoint(Callback):
                            batch: Any, batch_idx: int) -> None:
         if self.received is None:
             return
-        from mnistlab.checkpoints import last_checkpoint_path
-
         path = last_checkpoint_path(trainer)
         if path is not None:
             trainer.save_checkpoint(path, weights_only=False)  # all: weights and state

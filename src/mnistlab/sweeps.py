@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -95,23 +94,3 @@ def job_threads() -> int | None:
     if n_jobs < 0:  # joblib's convention: -1 is one job per core, -2 all cores but one, ...
         n_jobs = max(1, cores + 1 + n_jobs)
     return max(1, cores // n_jobs)
-
-
-def run_dir(resume: str | None, new: str) -> str:
-    """The folder of a run: the resumed run's own, or a new one."""
-    return str(resume) if resume else new
-
-
-def config_subdir(resume: str | None) -> str:
-    """Where Hydra keeps a run's config: .hydra/, or a subfolder of it for a resumed run."""
-    if not resume:
-        return ".hydra"
-    return f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}"
-
-
-if not OmegaConf.has_resolver("job_name"):
-    OmegaConf.register_new_resolver("job_name", job_name)
-if not OmegaConf.has_resolver("run_dir"):
-    OmegaConf.register_new_resolver("run_dir", run_dir)
-if not OmegaConf.has_resolver("config_subdir"):
-    OmegaConf.register_new_resolver("config_subdir", config_subdir)

@@ -1,28 +1,37 @@
-"""One training run from a composed config: fit, test the best checkpoint, report."""
+"""One training run from a composed config: fit, test the best checkpoint, report, and record
+the outcome (completed, failed or interrupted) in the run folder's result.json."""
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab.build import build, skip_empty_step_hooks
+from mnistlab.build import build
 from mnistlab.callbacks import EpochTimer
-from mnistlab.config import check_config
+from mnistlab.checkpoints import inspect_checkpoint
+from mnistlab.checks import check_config
+from mnistlab.data import DataNotFoundError
+from mnistlab.errors import ConfigError, exit_with
 from mnistlab.hparams import hparams_entry, write_hparams
-from mnistlab.stopping import RunStopped, SignalCheckpoint
+from mnistlab.internals import frozen_garbage, skip_empty_step_hooks
+from mnistlab.resume import allowed_changes, resumed_config
+from mnistlab.stopping import RunInterrupted, RunStopped, SignalCheckpoint
 from mnistlab.sweeps import job_threads
 
 log = logging.getLogger(__name__)
@@ -63,7 +72,6 @@ def train(cfg: DictConfig) -> RunResult:
         return _train(cfg)
     finally:
         torch.set_num_threads(threads)
-        gc.unfreeze()  # the objects set aside in _train are collected as usual again
 
 
 def _train(cfg: DictConfig) -> RunResult:
@@ -75,28 +83,25 @@ def _train(cfg: DictConfig) -> RunResult:
         if isinstance(logger, TensorBoardLogger):
             write_hparams(logger, hparams_entry(cfg))
 
-    # Python's full garbage collections walk every object of the process: 600,000 once torch,
-    # Lightning and Hydra are loaded and the run is built, about 0.4 s each here. What exists
-    # now is set aside (gc.freeze) while the run trains, so a collection walks only new objects.
-    gc.freeze()
     # SIGINT and SIGTERM end the run after the current step, with a checkpoint to resume from.
     stopper = SignalCheckpoint()
     trainer.callbacks.append(skip_empty_step_hooks(stopper))
-    try:
-        with stopper.catching():
-            # Checkpoints are plain data (mnistlab.checkpoints): loading them runs no code.
-            trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
-                        weights_only=True)
-    except RunStopped as err:
-        err.result = _result(cfg, trainer, model, start, _best_checkpoint(trainer))
-        raise
-    fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    with frozen_garbage():  # what exists now is never garbage (mnistlab.internals)
+        try:
+            with stopper.catching():
+                # Checkpoints are plain data (mnistlab.checkpoints): loading them runs no code.
+                trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
+                            weights_only=True)
+        except RunStopped as err:
+            err.result = _result(cfg, trainer, model, start, _best_checkpoint(trainer))
+            raise
+        fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
-    best = _best_checkpoint(trainer)
-    if best is None:
-        log.warning("no checkpoint was saved (fast_dev_run or no ModelCheckpoint); testing the "
-                    "weights from the end of training")
-    trainer.test(model=model, datamodule=datamodule, ckpt_path=best, weights_only=True)
+        best = _best_checkpoint(trainer)
+        if best is None:
+            log.warning("no checkpoint was saved (fast_dev_run or no ModelCheckpoint); testing "
+                        "the weights from the end of training")
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best, weights_only=True)
     return _result(cfg, trainer, model, start, best, fit_metrics)
 
 
@@ -152,3 +157,76 @@ def report(result: RunResult) -> None:
     lines += [f"curves         tensorboard --logdir {os.path.normpath(log_dir)}"
               for log_dir in result.tensorboard_dirs]
     log.info("summary\n  %s", "\n  ".join(lines))
+
+
+def run(cfg: DictConfig) -> float:
+    """train.py's whole job: train, report, and record the outcome in result.json.
+
+    Returns the value a sweeper optimises. A bad value, missing data, divergence or a signal
+    ends a single run with one line and its exit status; a failed sweep job is recorded and the
+    sweep goes on (a signal ends the sweep too, so that its jobs can be resumed later).
+    """
+    if cfg.get("resume"):  # go on with the run's own config, in its own folder
+        cfg = resumed_config(cfg, HydraConfig.get().overrides.task)
+    resumed = _resumed(cfg)
+    try:
+        result = train(cfg)
+    except Exception as err:
+        if isinstance(err, RunInterrupted) or HydraConfig.get().mode != RunMode.MULTIRUN:
+            _end_run(cfg, err, resumed)
+        return _record_failed_job(cfg, err, resumed)
+    report(result)
+    if rank_zero_only.rank == 0:
+        _save(cfg, result, status="completed", **resumed)
+    return result.metric(cfg.optimized_metric)
+
+
+def _end_run(cfg: DictConfig, err: Exception, resumed: dict[str, object]) -> NoReturn:
+    """End the program with one line and an exit status that says why."""
+    if isinstance(err, DataNotFoundError):
+        exit_with(err, status=1)
+    if not isinstance(err, RunStopped):
+        raise err
+    if rank_zero_only.rank == 0 and getattr(err, "result", None) is not None:
+        _save(cfg, err.result, status=err.status, error=str(err), **resumed)
+    log.error("%s", err)
+    if isinstance(err, RunInterrupted) and err.checkpoint:
+        log.error("resume with: python %s resume=%s", sys.argv[0],
+                  Path(cfg.paths.output_dir).resolve())
+    raise SystemExit(err.exit_code) from None
+
+
+def _record_failed_job(cfg: DictConfig, err: Exception, resumed: dict[str, object]) -> float:
+    """A failed sweep job is recorded, and the sweep goes on with its next job.
+
+    The job's folder keeps its log (with the traceback of an unexpected error) and a result.json
+    with status ``failed`` and the error's first line, which the sweep's summary lists; the
+    sweep exits 1 at its end (mnistlab.summary). NaN tells Optuna's sweeper the trial failed.
+    """
+    expected = isinstance(err, RunStopped | DataNotFoundError | ConfigError)
+    if expected:
+        log.error("job failed: %s", err)
+    else:
+        log.exception("job failed")
+    if rank_zero_only.rank == 0:
+        first_line = (str(err).strip().splitlines() or [""])[0]
+        _save(cfg, getattr(err, "result", None), status=getattr(err, "status", "failed"),
+              error=first_line if expected else f"{type(err).__name__}: {first_line}",
+              **resumed)
+    return float("nan")
+
+
+def _resumed(cfg: DictConfig) -> dict[str, object]:
+    """Where a resumed run came from and what it changed (read before last.ckpt is rewritten)."""
+    if not cfg.get("ckpt_path"):
+        return {}
+    saved = inspect_checkpoint(cfg.ckpt_path).get("config") or {}
+    return {"resumed_from": str(cfg.ckpt_path), "changed": allowed_changes(saved, cfg)}
+
+
+def _save(cfg: DictConfig, result: RunResult | None, **extra: object) -> None:
+    tutorial = cfg.get("tutorial")
+    save_result(result, Path(cfg.paths.output_dir) / "result.json",
+                experiment=HydraConfig.get().runtime.choices.get("experiment"),
+                tutorial=OmegaConf.to_container(tutorial) if tutorial else None,
+                seed=cfg.seed + cfg.replicate, **extra)

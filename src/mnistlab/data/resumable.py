@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Sampler, Subset
 
 from mnistlab.data.tensors import ImageTensors
+from mnistlab.internals import saved_loader_state
 
 
 def rng_states() -> dict[str, Any]:
@@ -138,7 +139,6 @@ class RestoreLoaderState(Callback):
 
     def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]
                            ) -> None:
-        fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
-        states = fit_loop.get("state_dict", {}).get("combined_loader") or []
-        if states and trainer.datamodule is not None:
-            trainer.datamodule.resume_state = states[0]
+        state = saved_loader_state(checkpoint)
+        if state is not None and trainer.datamodule is not None:
+            trainer.datamodule.resume_state = state

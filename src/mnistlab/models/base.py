@@ -11,15 +11,16 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mnistlab.internals import DirectHookName
 from mnistlab.models.init import WeightInit
-from mnistlab.models.totals import TrainingTotals, upgrade_state_dict
+from mnistlab.models.totals import TrainingTotals
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 # Called as factory(optimizer, total_steps=...); the schedule is stepped after every batch.
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
-class MNISTClassifier(L.LightningModule):
+class MNISTClassifier(DirectHookName, L.LightningModule):
     """Training, validation and test logic written once for every architecture.
 
     A subclass builds its layers in ``__init__``, ends it with ``self.init_weights()`` (the
@@ -71,18 +72,6 @@ class MNISTClassifier(L.LightningModule):
         # Saved in checkpoints, so a resumed run remembers the best accuracy before the resume.
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)
-        # Checkpoints written before TrainingTotals existed still load (fit, eval, predict).
-        self.register_load_state_dict_pre_hook(upgrade_state_dict)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning records which hook is running in _current_fx_name around every hook call,
-        # about 30 times a training step. nn.Module's __setattr__ first looks for a parameter,
-        # submodule or buffer of that name (~1.5 us a time here, ten times a plain write); a
-        # hook's name is none of those, so it is written straight into the instance.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def init_weights(self) -> None:
         """Apply the configured initialisation scheme to this network's layers."""
@@ -169,6 +158,8 @@ class MNISTClassifier(L.LightningModule):
         try:
             scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
         except (ZeroDivisionError, ValueError) as err:  # e.g. one-cycle phases of zero steps
+            if isinstance(err, ValueError) and "total_steps" not in str(err):
+                raise
             raise ValueError(f"the learning-rate schedule cannot span a run of {total_steps} "
                              f"optimizer steps ({type(err).__name__}: {err}); train for more "
                              "steps (trainer.max_epochs, trainer.limit_train_batches) or drop "

@@ -65,30 +65,6 @@ class TrainingTotals(Metric):
         self._pending = []
         super().reset()
 
-    def _save_to_state_dict(self, *args: Any, **kwargs: Any) -> None:
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self._fold()  # a checkpoint holds every finished step
-        super()._save_to_state_dict(*args, **kwargs)
-
-
-def upgrade_state_dict(module: Any, state_dict: dict[str, Tensor], prefix: str,
-                       *args: Any) -> None:
-    """Turn the training metrics of checkpoints written before TrainingTotals into its sums.
-
-    A ``load_state_dict`` pre-hook (``register_load_state_dict_pre_hook``) of the classifier.
-
-    Those kept a MeanMetric of batch losses (``mean_value``: their sum, ``weight``: the batch
-    count) and micro-averaged accuracy counts (``tp`` right, ``tp + fn`` seen). Changes
-    ``state_dict`` in place; a state dict without them is left as it is.
-    """
-    old = {key: f"{prefix}{key}" for key in ("train_loss.mean_value", "train_loss.weight",
-                                             "train_acc.tp", "train_acc.fn")}
-    if not all(name in state_dict for name in old.values()):
-        return
-    values = {key: state_dict.pop(name) for key, name in old.items()}
-    for key in ("fp", "tn"):
-        state_dict.pop(f"{prefix}train_acc.{key}", None)
-    seen = (values["train_acc.tp"] + values["train_acc.fn"]).sum().long()
-    mean = values["train_loss.mean_value"] / values["train_loss.weight"].clamp(min=1)
-    state_dict[f"{prefix}train_totals.loss_sum"] = mean * seen
-    state_dict[f"{prefix}train_totals.correct"] = values["train_acc.tp"].sum().long()
-    state_dict[f"{prefix}train_totals.count"] = seen
+        return super().state_dict(*args, **kwargs)

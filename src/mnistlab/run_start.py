@@ -1,0 +1,55 @@
+"""The Hydra callback that checks a run's config and claims its folder before Hydra writes.
+
+Hydra turns exceptions raised in callbacks into warnings and carries on, so a bad value ends
+the program here, with one line and exit status 2 (the usual status for a bad command line),
+before any run or sweep folder exists.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from mnistlab.checks import check_config
+from mnistlab.errors import ConfigError, exit_with
+from mnistlab.resume import resumed_config
+from mnistlab.run_folder import claim, explicit_run_dir, release
+
+
+class CheckConfigAndClaimFolder(Callback):
+    """Runs ``check_config`` before Hydra creates any run or sweep folder.
+
+    A run folder fixed with ``hydra.run.dir`` (or resume=<folder>) is also claimed here
+    (``mnistlab.run_folder``), before Hydra writes its config into it, and released when the run
+    ends. In a sweep only the values shared by all jobs are known at this point; each job's own
+    values are checked again when it starts, before it trains, and earlier jobs keep their
+    results.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            if config.get("resume"):  # checked as the run's own config, with its last.ckpt
+                resumed = resumed_config(config, config.hydra.overrides.task)
+                resumed.hydra = config.hydra
+                config = resumed
+            check_config(config)
+            folder = explicit_run_dir(config)
+            # Lightning starts the other DDP ranks with hydra.run.dir set to rank 0's folder.
+            if folder is not None and os.environ.get("LOCAL_RANK", "0") == "0":
+                claim(folder, config.get("ckpt_path"))
+        except ConfigError as err:
+            exit_with(err)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = explicit_run_dir(config)
+        if folder is not None and os.environ.get("LOCAL_RANK", "0") == "0":
+            release(folder)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_config(config)
+        except ConfigError as err:
+            exit_with(err)
