@@ -18,7 +18,8 @@ REPRO_OUT ?= outputs/reproduce
 REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 REPRO_DIR ?= $(REPRO_OUT)/runs/$(REPRO_STAMP)
 
-.PHONY: install data train test test-fast lint bench gpu-bundle reproduce compare screenshots demo clean
+.PHONY: install data train test test-fast lint bench bench-patches gpu-bundle reproduce compare \
+	screenshots demo clean clean-outputs
 
 install: $(VENV)/.installed
 
@@ -45,8 +46,14 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.run --page docs/performance.md $(BENCH_ARGS)
 	$(BIN)/python -m bench.sweeps
+
+# What each speed patch of mnistlab/internals.py saves, per preset: epochs with all patches
+# against epochs with one switched off, interleaved; the table goes into docs/performance.md.
+PATCHES_ARGS ?=
+bench-patches: install
+	$(BIN)/python -m bench.patches --page docs/performance.md $(PATCHES_ARGS)
 
 # What the GPU bench (bench/gpu_run.sh) needs on a GPU machine that has torch and Lightning but
 # reaches no network: the wheels of Hydra, OmegaConf (the versions installed here) and ANTLR,
@@ -71,7 +78,7 @@ reproduce: install
 	$(BIN)/python train.py -m "experiment=$(REPRO_PRESETS)" \
 		"replicate=range(0,$(REPRO_SEEDS))" hydra.sweep.dir=$(REPRO_DIR) \
 		trainer.enable_progress_bar=false $(ARGS); status=$$?; \
-	$(BIN)/python -m mnistlab.summary $(REPRO_DIR) --out $(REPRO_OUT) --page docs/results.md \
+	$(BIN)/python -m mnistlab.summary $(REPRO_DIR) --out $(REPRO_OUT) --page docs/results.md --page README.md \
 		--columns "experiment,status,tutorial reported,n,best val acc,test acc,epochs,s/epoch" \
 		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS) REPRO_PRESETS=$(REPRO_PRESETS)$(if $(ARGS), ARGS='$(ARGS)')" \
 		> /dev/null && exit $$status
@@ -94,12 +101,12 @@ compare: install
 		--columns "init.scheme,optimizer,n,best val acc,test acc,s/epoch" --command "make compare COMPARE_SEEDS=$(COMPARE_SEEDS) COMPARE_EPOCHS=$(COMPARE_EPOCHS)" \
 		> /dev/null && exit $$status
 
-# The README's pictures: a small sweep in a real tensorboard, and the demo page with a drawn 7
+# The docs' pictures: a small sweep in a real tensorboard, and the demo page with a drawn 7
 # (newest checkpoint under outputs/), in headless Chromium (apt-get install chromium);
 # writes docs/tensorboard_*.png and docs/demo.png.
 screenshots: install
-	$(BIN)/python docs/screenshots.py
-	$(BIN)/python docs/demo_screenshot.py
+	PYTHONPATH=. $(BIN)/python docs/screenshots.py
+	PYTHONPATH=. $(BIN)/python docs/demo_screenshot.py
 
 # The page to draw a digit on: make demo CKPT=outputs/runs/<date>/<time>/checkpoints/epoch_NNN.ckpt
 # (without CKPT: the newest best checkpoint under outputs/).
@@ -110,5 +117,10 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 
+# The environment and caches; never outputs/, which holds the runs (your results).
 clean:
-	rm -rf $(VENV) outputs .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+
+# Deletes every run, sweep, evaluation and table under outputs/: only when you mean it.
+clean-outputs:
+	rm -rf outputs

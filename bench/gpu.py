@@ -5,7 +5,7 @@ with the training set resident on the device (the default where the images fit).
 gives the first epoch (CUDA start-up, cuDNN's choice of kernels) apart from the median of the
 others, and the test accuracy. The default command is then run as typed, ``python train.py``,
 in a fresh process, timed from its start to its exit. The table is printed and written to
-``<out>/results.md`` and ``results.csv``. ``--accelerator cpu`` runs the same code on a CPU.
+``<out>/gpu.md`` and ``gpu.csv``. ``--accelerator cpu`` runs the same code on a CPU.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--skip-default-command", action="store_true",
                         help="do not time `python train.py`")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench-gpu")
+    parser.add_argument("--page", type=Path, default=None,
+                        help="also write the table into this page (e.g. docs/performance.md)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="Hydra overrides for every run (e.g. trainer.limit_train_batches=5)")
     args = parser.parse_args()
@@ -111,7 +113,8 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.accelerator == "gpu" else "CPU"
     command = "python -m bench.gpu " + " ".join(sys.argv[1:])
     publish(args.out, f"Seconds per training epoch (without validation), 55,000 training "
-            f"images, on {device}.", f"`{command.strip()}`", rows)
+            f"images, on {device}.", command.strip(), rows, name="gpu",
+            page=args.page)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ gives median seconds per training epoch, the ratios b/a and b/c, the per-step ov
 in all, d - c Lightning's, b - d mnistlab's own; each the median of the rounds' own differences,
 with their range), the Python calls one step makes in b, c and d (bench/calls.py: a count
 that machine noise does not move) and the test accuracy after the benchmarked epochs (a and b,
-mean over rounds, the same seeds). It is printed and written to outputs/bench/results.md and
-results.csv.
+mean over rounds, the same seeds). It is printed and written to outputs/bench/bench.md and
+bench.csv (and into ``--page``).
 """
 
 from __future__ import annotations
@@ -224,6 +224,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1,
                         help="epochs per timed run; each run's median epoch counts (default 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
+    parser.add_argument("--page", type=Path, default=None,
+                        help="also write the table into this page (e.g. docs/performance.md)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="Hydra overrides for mnistlab's runs (b) and the floor (c)")
     args = parser.parse_args()
@@ -252,7 +254,8 @@ def main() -> None:
     rows = [setup.row() for setup in setups]
     command = f'make bench BENCH_ARGS="{" ".join(sys.argv[1:])}"' if sys.argv[1:] else "make bench"
     publish(args.out, f"Seconds per training epoch (median of {args.rounds} interleaved rounds, "
-            f"{args.epochs} epoch(s) each), 55,000 training images.", f"`{command}`", rows)
+            f"{args.epochs} epoch(s) each), 55,000 training images.", command, rows, name="bench",
+            page=args.page)
 
 
 if __name__ == "__main__":

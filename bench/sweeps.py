@@ -72,7 +72,7 @@ def main() -> None:
              "identical metrics": "yes" if identical else "no"}]
     command = "python -m bench.sweeps" + (f" {' '.join(sys.argv[1:])}" if sys.argv[1:] else "")
     publish(args.out, f"Whole sweeps from command to exit, median of {args.rounds} alternating "
-            "rounds.", f"`{command}` (part of `make bench`)", rows, name="sweeps")
+            "rounds.", f"{command} (part of make bench)", rows, name="sweeps")
 
 
 if __name__ == "__main__":

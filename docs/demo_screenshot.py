@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from mnistlab import browser
 from mnistlab.demo import newest_checkpoint
+from tests import browser
 
 ROOT = Path(__file__).resolve().parents[1]
 

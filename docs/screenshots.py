@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mnistlab.browser import free_port, wait_for
+from tests.browser import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ["model=cnn,mlp_bn", "optimizer=adam,sgd", "optimizer.lr=0.003", "scheduler=onecycle",

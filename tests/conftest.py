@@ -7,6 +7,7 @@ project); `make data` (which `make test` runs first) obtains them there like tra
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from omegaconf import DictConfig, open_dict
 
 from mnistlab.data.files import MNIST_FILES, find_problems
-from tests.helpers import ROOT, TINY_VAL, compose, write_tiny_mnist
+from tests.helpers import ROOT, TINY_VAL, compose, run_cli, write_tiny_mnist
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +64,16 @@ def make_cfg(tmp_path: Path, tiny_dir: Path) -> Callable[..., DictConfig]:
         return cfg
 
     return make
+
+
+@pytest.fixture(scope="session")
+def mnist_cnn(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CNN trained for one epoch on the real MNIST (about 98.5% on the test set), by train.py
+    as a user runs it; shared by the demo, export and prediction tests."""
+    folder = tmp_path_factory.mktemp("cnn")
+    result = run_cli("train.py", "model=cnn", "trainer=cpu", "trainer.max_epochs=1",
+                     "trainer.enable_progress_bar=false", "callbacks.input_images=null",
+                     "callbacks.test_report=null", "hydra.run.dir=run", cwd=folder,
+                     data_dir=data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Path(json.loads((folder / "run" / "result.json").read_text())["best_checkpoint"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pickle
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,6 @@ import torch
 from omegaconf import open_dict
 
 from mnistlab.build import compose_config
-from mnistlab.checkpoints import read_checkpoint
 from mnistlab.evaluation import evaluate
 from mnistlab.loading import load_model
 from mnistlab.training import train
@@ -73,15 +70,8 @@ def test_eval_refuses_an_unknown_split(trained, tmp_path, tiny_dir) -> None:
         evaluate(eval_config(tmp_path, tiny_dir, result.best_checkpoint, "split=train"))
 
 
-class Exploit:
-    def __reduce__(self):
-        return (os.system, ("touch pwned",))
-
-
-def test_a_crafted_checkpoint_runs_no_code(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    path = tmp_path / "evil.ckpt"
-    path.write_bytes(pickle.dumps({"state_dict": Exploit()}))
-    with pytest.raises(pickle.UnpicklingError):
-        read_checkpoint(path)
-    assert not (tmp_path / "pwned").exists()
+def test_checkpoints_are_renamed_into_place_whole(trained) -> None:
+    cfg, _ = trained
+    folder = Path(cfg.paths.output_dir) / "checkpoints"
+    assert (folder / "last.ckpt").is_file()
+    assert not [p for p in folder.iterdir() if ".partial-" in p.name]

@@ -163,33 +163,3 @@ def test_command_line_error_leaves_no_run_folder(tmp_path, data_dir) -> None:
         assert f"Error: {message}" in result.stderr and "Traceback" not in result.stderr
         assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["earlier-result.txt"]
     assert earlier.read_text() == "kept"
-
-
-def test_ddp_on_two_cpu_processes_trains_and_reports_once(tmp_path, data_dir) -> None:
-    result = run_cli("train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                     "model=mlp_bn", *SHORT[1:], cwd=tmp_path, data_dir=data_dir)
-    assert result.returncode == 0, result.stderr
-    assert (result.stderr + result.stdout).count("test acc       ") == 1  # one summary
-    [run] = (tmp_path / "outputs" / "runs").glob("*/*")
-    assert (run / "train_ddp_process_1.log").is_file()  # the second rank wrote into the same run
-    assert list((run / "checkpoints").glob("epoch_*.ckpt"))
-
-
-def test_eval_reproduces_a_training_runs_test_accuracy(tmp_path, data_dir) -> None:
-    trained = run_cli("train.py", "model=mlp_bn", *SHORT, "trainer.limit_test_batches=null",
-                      "hydra.run.dir=trained", cwd=tmp_path, data_dir=data_dir)
-    assert trained.returncode == 0, trained.stderr
-    summary = json.loads((tmp_path / "trained" / "result.json").read_text())
-    assert f"run folder     {tmp_path / 'trained'}" in trained.stderr + trained.stdout
-    evaluated = run_cli("eval.py", f"ckpt_path={summary['best_checkpoint']}", "trainer=cpu",
-                        "hydra.run.dir=evaluated", cwd=tmp_path, data_dir=data_dir)
-    assert evaluated.returncode == 0, evaluated.stderr
-    result = json.loads((tmp_path / "evaluated" / "result.json").read_text())
-    assert result["images"] == 10000
-    assert result["metrics"]["test/acc"] == summary["metrics"]["test/acc"]
-    assert (f"test accuracy: {100 * summary['metrics']['test/acc']:.2f}% on 10000 images"
-            in evaluated.stdout + evaluated.stderr)
-    tags = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "evaluated"))
-    tags.Reload()
-    [(_, run)] = tags.Runs().items()
-    assert {"figures/test_confusion_matrix", "images/test_misclassified"} <= set(run["images"])

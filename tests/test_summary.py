@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -101,11 +99,22 @@ def test_summary_command_rebuilds_the_table_of_an_interrupted_sweep(sweep, tmp_p
 
 
 def test_summary_of_a_folder_without_jobs_says_what_to_pass(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "mnistlab.summary", str(tmp_path)],
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 1
-    assert f"Error: no job folders (*/.hydra/overrides.yaml) under {tmp_path}" in result.stderr
-    assert "Traceback" not in result.stderr
+    with pytest.raises(SystemExit) as ended:  # SystemExit with a message: exit 1, no traceback
+        main([str(tmp_path)])
+    assert str(ended.value).startswith(
+        f"Error: no job folders (*/.hydra/overrides.yaml) under {tmp_path}")
+
+
+def test_the_table_goes_into_each_page_with_the_chosen_columns(sweep, tmp_path) -> None:
+    pages = [tmp_path / "results.md", tmp_path / "README.md"]
+    pages[0].write_text("intro\n<!-- table:compare -->\nold\n<!-- /table:compare -->\nend\n")
+    main([str(sweep), "--out", str(tmp_path / "compare"), "--command", "make compare",
+          "--page", str(pages[0]), "--page", str(pages[1]), "--columns", "model,test acc"])
+    first = pages[0].read_text()
+    assert first.startswith("intro\n<!-- table:compare -->\n| model | test acc |\n")
+    assert "old" not in first and first.endswith("<!-- /table:compare -->\nend\n")
+    assert "| cnn | 98.80 ± 0.42% |" in first and "Written by `make compare` at commit" in first
+    assert "<!-- table:compare -->\n| model | test acc |" in pages[1].read_text()
 
 
 @pytest.mark.parametrize(("size", "processes", "batch_size"),

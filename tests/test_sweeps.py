@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from tests.helpers import ROOT, run_cli
 
@@ -157,8 +158,11 @@ def test_submitit_local_runs_a_sweep_as_the_slurm_launcher_would(tmp_path, data_
     assert [row["optimizer"] for row in table(sweep)] != []
 
 
-def test_ddp_metrics_equal_a_single_process_evaluation_with_no_hints(tmp_path,
-                                                                     data_dir) -> None:
+def test_ddp_trains_once_and_its_metrics_equal_a_single_process_evaluation(tmp_path,
+                                                                          data_dir) -> None:
+    """Two DDP processes write one run and one summary, with no sync_dist hint; eval.py of its
+    checkpoint in one process reproduces its test and validation numbers, prints them, and
+    writes its own TensorBoard pictures."""
     # 4,999 validation images do not split evenly over 2 processes, nor into batches of 700.
     data = ["data.val_size=4999", "data.eval_batch_size=700"]
     trained = run_cli("train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
@@ -167,6 +171,9 @@ def test_ddp_metrics_equal_a_single_process_evaluation_with_no_hints(tmp_path,
                       *data, "hydra.run.dir=ddp", cwd=tmp_path, data_dir=data_dir)
     assert trained.returncode == 0, trained.stderr[-3000:]
     output = trained.stdout + trained.stderr
+    assert output.count("test acc       ") == 1  # one summary
+    assert f"run folder     {tmp_path / 'ddp'}" in output
+    assert (tmp_path / "ddp" / "train_ddp_process_1.log").is_file()  # rank 1, same folder
     for log in (tmp_path / "ddp").glob("*.log"):
         output += log.read_text()
     assert "sync_dist" not in output and "PossibleUserWarning" not in output
@@ -181,3 +188,9 @@ def test_ddp_metrics_equal_a_single_process_evaluation_with_no_hints(tmp_path,
         assert evaluated["metrics"][f"{split}/acc"] == ddp[f"{split}/acc"]
         assert evaluated["metrics"][f"{split}/loss"] == pytest.approx(ddp[f"{split}/loss"],
                                                                       rel=1e-6)
+        assert (f"{split} accuracy: {100 * ddp[f'{split}/acc']:.2f}% on {images} images"
+                in single.stdout + single.stderr)
+    tags = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "eval_test"))
+    tags.Reload()
+    [(_, run)] = tags.Runs().items()
+    assert {"figures/test_confusion_matrix", "images/test_misclassified"} <= set(run["images"])

@@ -18,7 +18,7 @@ import logging
 import math
 import statistics
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,13 +156,12 @@ def failed(jobs: Iterable[Job]) -> list[Job]:
 
 
 def write_summary(sweep_dir: Path, out: Path | None = None, command: str | None = None,
-                  metric: str | None = None, page: Path | None = None,
+                  metric: str | None = None, pages: Sequence[Path] = (),
                   columns: list[str] | None = None) -> tuple[str, list[Job]]:
     """Write summary.md and summary.csv into the sweep folder (and ``out``); return the text.
 
-    With ``page``, the table (only ``columns``, when given) also replaces the page's block
-    named after ``out`` (``mnistlab.tables.write_into_page``), with the line that says what
-    made it.
+    The table (only ``columns``, when given) also replaces each page's block named after ``out``
+    (``mnistlab.tables.write_into_page``), with the line that says what made it.
     """
     jobs = read_jobs(sweep_dir)
     metric = metric or _optimized_metric(jobs)
@@ -174,9 +173,9 @@ def write_summary(sweep_dir: Path, out: Path | None = None, command: str | None 
     text = "\n".join(lines)
     for folder in {sweep_dir, out} - {None}:
         write_tables(folder, text, rows, name="summary")
-    if page is not None:
-        shown = [{key: row[key] for key in columns or row if key in row} for row in rows]
-        name = out.name if out is not None else sweep_dir.name
+    shown = [{key: row[key] for key in columns or row if key in row} for row in rows]
+    name = out.name if out is not None else sweep_dir.name
+    for page in pages:
         write_into_page(page, name, f"{markdown(shown)}\n\n{provenance(command or '?')}")
     return text, jobs
 
@@ -222,8 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--command", default=None, help="the command that made the sweep")
     parser.add_argument("--metric", default=None,
                         help="sort by this metric (default: the sweep's optimized_metric)")
-    parser.add_argument("--page", type=Path, default=None,
-                        help="also write the table into this page's block named after --out")
+    parser.add_argument("--page", type=Path, action="append", default=[],
+                        help="also write the table into this page's block named after --out "
+                             "(repeatable)")
     parser.add_argument("--columns", default=None,
                         help="the page's columns, comma-separated (default: all)")
     args = parser.parse_args(argv)

@@ -9,15 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import open_dict
 from PIL import Image
 from torchvision import datasets
 
 from mnistlab.digits import DigitImageError, open_image, prepare_digit
 from mnistlab.loading import load_model
 from mnistlab.prediction import classify, collect_inputs, predict_files
-from mnistlab.training import train
-from tests.helpers import compose, run_cli
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +84,10 @@ def test_files_that_are_not_digit_images_get_one_line_reasons(tmp_path) -> None:
     }
 
 
-@pytest.fixture(scope="module")
-def checkpoint(data_dir, tmp_path_factory) -> Path:
-    """A CNN trained for 300 batches of real MNIST (about 97% accurate)."""
-    cfg = compose("trainer=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=300",
-                  "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-                  "trainer.enable_progress_bar=false", "logger=csv",
-                  "callbacks.input_images=null", "callbacks.test_report=null")
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path_factory.mktemp("predict-run"))
-        cfg.paths.data_dir = str(data_dir)
-    return Path(train(cfg).best_checkpoint)
+@pytest.fixture
+def checkpoint(mnist_cnn: Path) -> Path:
+    """The session's CNN, trained for one epoch on the real MNIST (about 98.5% accurate)."""
+    return mnist_cnn
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The demo page in a real browser: start demo.py, open it in headless Chromium, draw on it.
+"""Test tooling: the demo page in headless Chromium (start demo.py, open it, draw on it).
 
 Used by the demo's end-to-end test and by ``make screenshots``. Playwright for Python drives
 Debian's ``chromium`` (``executable_path``), since Playwright's own browser download may not be
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]

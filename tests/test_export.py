@@ -1,0 +1,57 @@
+"""Exported networks run outside mnistlab: ONNX in onnxruntime, TorchScript in torch.jit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import open_dict
+
+from mnistlab import export as exporting
+from mnistlab.loading import load_model
+from mnistlab.training import train
+from tests.helpers import run_cli
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_command_writes_the_network_beside_its_checkpoint_and_checks_it(
+        fmt, mnist_cnn, data_dir, tmp_path) -> None:
+    copy = tmp_path / "checkpoints" / mnist_cnn.name
+    copy.parent.mkdir()
+    copy.write_bytes(mnist_cnn.read_bytes())
+    result = run_cli("export.py", f"ckpt_path={copy}", f"format={fmt}", cwd=tmp_path,
+                     data_dir=data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = copy.with_suffix(".onnx" if fmt == "onnx" else ".torchscript.pt")
+    assert f"written {written}" in result.stdout
+    assert "checked on 10000 test images: predicted digits identical" in result.stdout
+    card = json.loads(Path(f"{written}.json").read_text())
+    assert card["input"]["shape"] == ["batch", 1, 28, 28]
+    assert card["input"]["normalisation"] == "built in: (pixels - 0.1307) / 0.3081"
+    assert card["classes"] == [str(d) for d in range(10)]
+
+
+def test_export_refuses_an_unknown_format(tmp_path, data_dir) -> None:
+    result = run_cli("export.py", "ckpt_path=any.ckpt", "format=tflite", cwd=tmp_path,
+                     data_dir=data_dir)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("Error: format='tflite' is unknown; use format=onnx or "
+                                     "format=torchscript")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["cnn", "cnn_deep", "mlp_bn", "mlp_dropout", "mlp_sigmoid",
+                                   "mlp_bn_dropout"])
+def test_every_network_runs_the_same_in_onnxruntime_on_the_whole_test_set(
+        model, make_cfg, data_dir, tmp_path) -> None:
+    cfg = make_cfg(f"model={model}", "data._target_=mnistlab.data.MNISTDataModule")
+    with open_dict(cfg):  # a few batches of the real files, so the test set is all 10,000
+        cfg.paths.data_dir = str(data_dir)
+    result = train(cfg)
+    loaded = load_model(result.best_checkpoint)
+    path = exporting.export(loaded, "onnx", tmp_path / f"{model}.onnx")
+    checked = exporting.check(loaded, path, *exporting.held_out_pixels(loaded, str(data_dir)))
+    assert checked.images == 10000 and checked.identical, checked
+    assert checked.max_logit_difference < 1e-3
