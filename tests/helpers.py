@@ -3,6 +3,7 @@ slice that trains in a blink, and quiet trainers."""
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from omegaconf import DictConfig
 from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.datasets.utils import calculate_md5
 
-from mnistlab.build import compose_config
+from mnistlab.build import as_run_config, compose_with_hydra
 from mnistlab.data import MNISTDataModule
 from mnistlab.data.files import MNIST_FILES, RawFiles
 from mnistlab.data.pypi_copy import write_idx
@@ -26,9 +27,15 @@ CONF_DIR = ROOT / "conf"
 TINY_TRAIN, TINY_TEST, TINY_VAL = 2000, 1000, 200
 
 
+# Each set of overrides is composed once per test run; every test gets its own copy.
+_COMPOSED: dict[tuple[str, ...], DictConfig] = {}
+
+
 def compose(*overrides: str) -> DictConfig:
     """conf/train.yaml with ``overrides``, as `python train.py <overrides>` composes it."""
-    return compose_config(CONF_DIR, overrides)
+    if overrides not in _COMPOSED:
+        _COMPOSED[overrides] = compose_with_hydra(CONF_DIR, overrides)
+    return as_run_config(copy.deepcopy(_COMPOSED[overrides]))
 
 
 class TinyMNIST(MNISTDataModule):

@@ -13,6 +13,9 @@ from mnistlab.loading import load_model
 from mnistlab.training import train
 from tests.helpers import run_cli
 
+# The tests that use the session's mnist_cnn run in one pytest-xdist worker, which trains it once.
+pytestmark = pytest.mark.xdist_group("mnist_cnn")
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

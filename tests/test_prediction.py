@@ -17,6 +17,9 @@ from mnistlab.loading import load_model
 from mnistlab.prediction import classify, collect_inputs, predict_files
 from tests.helpers import run_cli
 
+# The tests that use the session's mnist_cnn run in one pytest-xdist worker, which trains it once.
+pytestmark = pytest.mark.xdist_group("mnist_cnn")
+
 
 @pytest.fixture(scope="module")
 def test_digits(data_dir) -> datasets.MNIST:

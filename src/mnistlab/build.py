@@ -42,11 +42,23 @@ def compose_config(config_dir: str | os.PathLike[str], overrides: list[str] | tu
     reset first, so it can be called any number of times in one process. As in a real run, the
     Hydra config (the chosen groups, for one) is then available through ``HydraConfig``.
     """
+    return as_run_config(compose_with_hydra(config_dir, overrides, config_name))
+
+
+def compose_with_hydra(config_dir: str | os.PathLike[str],
+                       overrides: list[str] | tuple[str, ...] = (),
+                       config_name: str = "train") -> DictConfig:
+    """The composed config with its ``hydra`` node (for ``as_run_config``, which a caller that
+    keeps composed configs, as the tests do, calls on a copy)."""
     register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=list(overrides),
-                      return_hydra_config=True)
+        return compose(config_name=config_name, overrides=list(overrides),
+                       return_hydra_config=True)
+
+
+def as_run_config(cfg: DictConfig) -> DictConfig:
+    """Make ``cfg``'s hydra node the current ``HydraConfig`` and return ``cfg`` without it."""
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
