@@ -37,16 +37,16 @@ data: install
 train: install
 	$(BIN)/python train.py $(ARGS)
 
-# Two pytest-xdist workers (one per core here; TEST_WORKERS=auto for every core). The tests that
-# share one trained checkpoint run in one worker (--dist loadgroup), which trains it once.
+# Two pytest-xdist workers (one per core here; TEST_WORKERS=auto for every core), each taking
+# the next test when it is free (worksteal), so that long end-to-end tests do not queue.
 TEST_WORKERS ?= 2
 test: data
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The quick loop: the unit tests, without the end-to-end runs of the command line and the
 # slower trainings (marked slow). It expects the data in place (make data, or make test once).
 test-fast: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench.run --page docs/performance.md $(BENCH_ARGS)

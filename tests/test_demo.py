@@ -19,9 +19,6 @@ from mnistlab.loading import load_model
 from tests import browser
 from tests.helpers import run_cli
 
-# The tests that use the session's mnist_cnn run in one pytest-xdist worker, which trains it once.
-pytestmark = pytest.mark.xdist_group("mnist_cnn")
-
 WAITING = "Draw a digit, or upload a picture of one."
 
 

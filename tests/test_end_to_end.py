@@ -155,11 +155,10 @@ def test_command_line_error_leaves_no_run_folder(tmp_path, data_dir) -> None:
     (tmp_path / "outputs").mkdir()
     earlier = tmp_path / "outputs" / "earlier-result.txt"
     earlier.write_text("kept")
-    for bad, message in [("optimizer.lr=-1",
-                          "optimizer.lr=-1 is invalid: it must be a finite number > 0"),
-                         ("data.loader=pil", "data.loader='pil' is invalid: it must be memory")]:
-        result = run_cli("train.py", bad, cwd=tmp_path, data_dir=data_dir)
-        assert result.returncode == 2
-        assert f"Error: {message}" in result.stderr and "Traceback" not in result.stderr
-        assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["earlier-result.txt"]
+    # Each value's message is tested in test_checks.py; here one, as the command line gives it.
+    result = run_cli("train.py", "optimizer.lr=-1", cwd=tmp_path, data_dir=data_dir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: optimizer.lr=-1 is invalid: it must be a finite "
+                                    "number > 0")
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["earlier-result.txt"]
     assert earlier.read_text() == "kept"

@@ -13,27 +13,33 @@ from mnistlab.loading import load_model
 from mnistlab.training import train
 from tests.helpers import run_cli
 
-# The tests that use the session's mnist_cnn run in one pytest-xdist worker, which trains it once.
-pytestmark = pytest.mark.xdist_group("mnist_cnn")
-
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_command_writes_the_network_beside_its_checkpoint_and_checks_it(
-        fmt, mnist_cnn, data_dir, tmp_path) -> None:
+        mnist_cnn, data_dir, tmp_path) -> None:
     copy = tmp_path / "checkpoints" / mnist_cnn.name
     copy.parent.mkdir()
     copy.write_bytes(mnist_cnn.read_bytes())
-    result = run_cli("export.py", f"ckpt_path={copy}", f"format={fmt}", cwd=tmp_path,
+    result = run_cli("export.py", f"ckpt_path={copy}", "format=onnx", cwd=tmp_path,
                      data_dir=data_dir)
     assert result.returncode == 0, result.stderr[-3000:]
-    written = copy.with_suffix(".onnx" if fmt == "onnx" else ".torchscript.pt")
+    written = copy.with_suffix(".onnx")
     assert f"written {written}" in result.stdout
     assert "checked on 10000 test images: predicted digits identical" in result.stdout
     card = json.loads(Path(f"{written}.json").read_text())
-    assert card["input"]["shape"] == ["batch", 1, 28, 28]
+    assert card["format"] == "onnx" and card["input"]["shape"] == ["batch", 1, 28, 28]
     assert card["input"]["normalisation"] == "built in: (pixels - 0.1307) / 0.3081"
     assert card["classes"] == [str(d) for d in range(10)]
+
+
+@pytest.mark.slow
+def test_torchscript_export_runs_the_same_on_the_whole_test_set(mnist_cnn, data_dir,
+                                                                 tmp_path) -> None:
+    loaded = load_model(mnist_cnn)
+    path = exporting.export(loaded, "torchscript", tmp_path / "cnn.torchscript.pt")
+    checked = exporting.check(loaded, path, *exporting.held_out_pixels(loaded, str(data_dir)))
+    assert checked.images == 10000 and checked.identical, checked
+    assert json.loads(Path(f"{path}.json").read_text())["format"] == "torchscript"
 
 
 def test_export_refuses_an_unknown_format(tmp_path, data_dir) -> None:

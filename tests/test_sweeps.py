@@ -17,7 +17,9 @@ import optuna
 import pytest
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
+from mnistlab.evaluation import evaluate
 from tests.helpers import ROOT, run_cli
+from tests.test_checkpoints import eval_config
 
 pytestmark = pytest.mark.slow
 
@@ -179,17 +181,19 @@ def test_ddp_trains_once_and_its_metrics_equal_a_single_process_evaluation(tmp_p
     assert "sync_dist" not in output and "PossibleUserWarning" not in output
     ddp = json.loads((tmp_path / "ddp" / "result.json").read_text())["metrics"]
     checkpoint = json.loads((tmp_path / "ddp" / "result.json").read_text())["best_checkpoint"]
-    for split, images in (("test", 10000), ("val", 4999)):
-        single = run_cli("eval.py", f"ckpt_path={checkpoint}", f"split={split}", "trainer=cpu",
-                         f"hydra.run.dir=eval_{split}", cwd=tmp_path, data_dir=data_dir)
-        assert single.returncode == 0, single.stderr[-3000:]
-        evaluated = json.loads((tmp_path / f"eval_{split}" / "result.json").read_text())
-        assert evaluated["images"] == images
-        assert evaluated["metrics"][f"{split}/acc"] == ddp[f"{split}/acc"]
-        assert evaluated["metrics"][f"{split}/loss"] == pytest.approx(ddp[f"{split}/loss"],
-                                                                      rel=1e-6)
-        assert (f"{split} accuracy: {100 * ddp[f'{split}/acc']:.2f}% on {images} images"
-                in single.stdout + single.stderr)
+    single = run_cli("eval.py", f"ckpt_path={checkpoint}", "trainer=cpu",
+                     "hydra.run.dir=eval_test", cwd=tmp_path, data_dir=data_dir)
+    assert single.returncode == 0, single.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "eval_test" / "result.json").read_text())
+    assert (f"test accuracy: {100 * ddp['test/acc']:.2f}% on 10000 images"
+            in single.stdout + single.stderr)
+    # The validation split in this process, as eval.py split=val evaluates it.
+    validated = evaluate(eval_config(tmp_path, data_dir, checkpoint, "split=val"))
+    for split, images, result in (("test", 10000, evaluated["metrics"]),
+                                  ("val", 4999, validated.metrics)):
+        assert (evaluated["images"] if split == "test" else validated.images) == images
+        assert result[f"{split}/acc"] == ddp[f"{split}/acc"]
+        assert result[f"{split}/loss"] == pytest.approx(ddp[f"{split}/loss"], rel=1e-6)
     tags = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "eval_test"))
     tags.Reload()
     [(_, run)] = tags.Runs().items()

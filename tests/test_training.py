@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnistlab.models import MLPBatchNorm
-from mnistlab.training import train
+from mnistlab.training import run, train
 from tests.helpers import TINY_TEST
 
 
@@ -104,3 +105,20 @@ def test_both_loaders_train_with_augmentation_and_a_schedule(make_cfg, loader: s
     result = train(make_cfg(f"data.loader={loader}", "augment=affine", "scheduler=onecycle",
                             "model=cnn", "model.label_smoothing=0.1", "trainer.max_epochs=2"))
     assert 0 < result.metrics["test/acc"] <= 1 and result.parameters == 50186
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["optimizer=sgd", "optimizer.lr=1e9"], "training diverged: the loss is"),
+    (["optimizer=adam", "optimizer.lr=1e-12"], "training is not learning: accuracy"),
+])
+def test_a_diverging_run_ends_with_status_3_and_records_why(make_cfg, overrides,
+                                                            message) -> None:
+    cfg = make_cfg("model=mlp_bn", "trainer.limit_train_batches=null", "data.batch_size=32",
+                   "callbacks.divergence.chance_after_steps=20", *overrides)
+    with pytest.raises(SystemExit) as ended:
+        run(cfg)
+    assert ended.value.code == 3
+    record = json.loads((Path(cfg.paths.output_dir) / "result.json").read_text())
+    assert record["status"] == "failed" and record["error"].startswith(message)
+    assert "lower the learning rate, e.g. optimizer.lr=" in record["error"]
+    assert record["best_checkpoint"] is None

@@ -14,14 +14,13 @@ import os
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard.summary import hparams
 
-from mnistlab.internals import file_writer
+from mnistlab.internals import file_writer, parse_overrides
 from mnistlab.sweeps import SWEEP_KEYS_ENV
 
 METRICS = ("val/acc_best", "test/acc", "test/loss")
@@ -61,7 +60,7 @@ def varied_keys() -> set[str]:
         return set(swept.split(","))
     if not HydraConfig.initialized():
         return set()
-    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    overrides = parse_overrides(list(HydraConfig.get().overrides.task))
     return {override.key_or_group for override in overrides}
 
 

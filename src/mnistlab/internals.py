@@ -1,4 +1,5 @@
-"""Every use of a private or undocumented part of Lightning, torch or TensorBoard, in one place.
+"""Every use of a private or undocumented part of Lightning, torch, Hydra or TensorBoard, in one
+place.
 
 Each can change in any minor release, so each says what it is for and which test fails (not
 passes) when the library stops behaving as assumed; ``pyproject.toml`` bounds Lightning above at
@@ -18,6 +19,8 @@ from typing import Any, TypeVar
 
 import lightning as L
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.profilers import PassThroughProfiler
@@ -32,7 +35,8 @@ disabled: set[str] = set()
 # profiler context and a name lookup; it skips a hook that is not callable (its
 # ``_call_callback_hooks`` checks ``callable(fn)``). A hook still at the base class's empty
 # default is set to None on the instance. Test: tests/test_internals.py
-# (test_lightning_skips_a_hook_set_to_none, test_model_checkpoint_interval_attributes).
+# (test_lightning_skips_hooks_set_to_none_and_runs_the_others,
+# test_a_step_interval_checkpoint_keeps_its_batch_hook).
 STEP_HOOKS = ("on_train_batch_start", "on_train_batch_end", "on_before_backward",
               "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad")
 
@@ -70,7 +74,8 @@ class DirectHookName(nn.Module):
     Lightning records which hook is running in the module's private ``_current_fx_name`` around
     every hook call, about 30 times a training step. ``nn.Module.__setattr__`` first looks for a
     parameter, submodule or buffer of that name (ten times a plain write). Test:
-    tests/test_internals.py (test_lightning_writes_the_hook_name_through_setattr).
+    tests/test_internals.py (test_lightning_skips_hooks_set_to_none_and_runs_the_others counts
+    the writes).
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -89,7 +94,8 @@ class NoProfiler(PassThroughProfiler):
 
     Lightning wraps every hook call in ``profiler.profile`` (about 150 a training step); its
     default builds a generator-based context manager each time. One shared empty context does
-    the same nothing. Test: tests/test_internals.py (test_lightning_profiles_every_hook).
+    the same nothing. Test: tests/test_internals.py (test_lightning_skips_hooks_set_to_none_and_
+    runs_the_others counts the profiled calls).
     """
 
     def profile(self, action_name: str) -> AbstractContextManager:
@@ -124,8 +130,9 @@ def frozen_garbage() -> Iterator[None]:
 def batches_done(trainer: L.Trainer) -> int:
     """Training batches finished in this epoch, as the fit loop counts them.
 
-    Reads the fit loop's progress tracker, which Lightning documents nowhere. Test:
-    tests/test_resume.py (an interrupted run resumes bit-identical).
+    Reads the fit loop's progress tracker, which Lightning documents nowhere. Tests:
+    tests/test_internals.py (counted at every step), tests/test_resumable.py (an interrupted run
+    resumes bit-identical).
     """
     return trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
@@ -135,7 +142,8 @@ def saved_loader_state(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
 
     Lightning gives a stateful loader its saved state only when it resumes partway through an
     epoch; resuming at an epoch's end must still restore the generators, so the state is read
-    from the file. Test: tests/test_internals.py (test_checkpoint_layout_holds_the_loader_state).
+    from the file. Test: tests/test_internals.py
+    (test_a_step_interval_checkpoint_keeps_its_batch_hook reads it from a checkpoint).
     """
     fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
     states = fit_loop.get("state_dict", {}).get("combined_loader") or []
@@ -146,7 +154,7 @@ def saved_loader_state(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
 def file_writer(logger: TensorBoardLogger) -> Any:
     """The event-file writer behind Lightning's TensorBoard logger (torch's private
     ``SummaryWriter._get_file_writer``), to write the HPARAMS summaries without Lightning's
-    placeholder metrics. Test: tests/test_hparams.py reads the entry back."""
+    placeholder metrics. Test: tests/test_dashboards.py reads the entry back."""
     return logger.experiment._get_file_writer()
 
 
@@ -163,6 +171,14 @@ def tracing(model: L.LightningModule) -> Iterator[None]:
         model._jit_is_scripting = False
 
 
+# --- Hydra: reading a command line's overrides ------------------------------------------------
+def parse_overrides(overrides: list[str]) -> list[Override]:
+    """Hydra's own parser of command-line overrides (``hydra.core``, which Hydra documents only
+    for its plugins), so that ``a=1,2`` and ``+b=x`` read exactly as Hydra reads them. Tests:
+    tests/test_sweeps.py (job names), tests/test_faults.py (what a resume may change)."""
+    return OverridesParser.create().parse_overrides(overrides)
+
+
 # --- Start-up: torch's CUDA check ------------------------------------------------------------
 NVML_LIBRARY = "libnvidia-ml.so.1"
 
@@ -174,7 +190,8 @@ def skip_failing_nvml_check() -> bool:
     ``torch.cuda.is_available()`` by trying to load ``libnvidia-ml.so.1`` first, which fails on
     a machine with a CUDA build of torch and no driver, before it falls back to the runtime
     check. The answer is the same either way. Returns True if switched. Test:
-    tests/test_internals.py (test_nvml_switch).
+    tests/test_internals.py
+    (test_torch_asks_nvml_on_every_check_only_while_lightnings_variable_is_set).
     """
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not torch.version.cuda:
         return False

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.errors import ConfigError
+from mnistlab.internals import parse_overrides
 
 # Subtrees that define what the checkpoint trained, and data keys that only say where and how
 # fast the files are read.
@@ -83,7 +83,7 @@ def _resumed(resume: str, folder: Path, overrides: tuple[str, ...]) -> DictConfi
     if not last.is_file():
         raise ConfigError(f"resume={resume} is invalid: the run saved no checkpoints/last.ckpt"
                           " to go on from. Fix: start it again without resume.")
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    parsed = parse_overrides(list(overrides))
     refused = [o.input_line for o in parsed
                if not o.key_or_group.lstrip("+~").startswith(MAY_CHANGE)]
     if refused:

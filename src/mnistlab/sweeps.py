@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+from mnistlab.internals import parse_overrides
 
 SWEEP_KEYS_ENV = "MNISTLAB_SWEEP_KEYS"
 # Where job folder numbers start: a resumed search numbers its jobs after the earlier ones.
@@ -32,7 +33,7 @@ class NameSweepJobs(Callback):
     """Records which overrides of a multirun's command line are swept."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+        parsed = parse_overrides(list(config.hydra.overrides.task))
         keys = [o.key_or_group for o in parsed if o.is_sweep_override()]
         # A search's parameters (hparams_search=optuna) are set in its config.
         params = OmegaConf.select(config, "hydra.sweeper.params") or {}
