@@ -1,7 +1,7 @@
 """``make bench-patches``: what each speed patch of ``mnistlab.internals`` saves, per preset.
 
-Every preset trains the same first steps of an epoch (``--steps``, fewer for the CNNs, whose
-steps are long) through ``mnistlab.training.train`` on the CPU, once with every patch and once
+Every preset trains a whole epoch (the MLPs) or its first steps (the CNNs, whose steps are long:
+``--cnn-steps``) through ``mnistlab.training.train`` on the CPU, once with every patch and once
 with each patch switched off (``mnistlab.internals.disabled``; the NVML switch by setting
 torch's variable back). The runs are interleaved (all, -a, -b, ..., all, -a, ...) so that drift
 in the machine's speed hits them alike, each round starting at another variant, after one warm-up
@@ -36,11 +36,13 @@ PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 NVML = "nvml"
 
 
-def preset_config(preset: str, steps: int, output_dir: Path) -> DictConfig:
-    """The preset's first ``steps`` training steps on the CPU, no validation, one test batch."""
+def preset_config(preset: str, steps: int | None, output_dir: Path) -> DictConfig:
+    """The preset's first ``steps`` training steps (None: one epoch) on the CPU, no validation,
+    one test batch."""
     cfg = compose_config(ROOT / "conf", [
         f"experiment={preset}", "trainer=cpu", "trainer.max_epochs=1",
-        f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=0",
+        f"trainer.limit_train_batches={'null' if steps is None else steps}",
+        "trainer.limit_val_batches=0",
         "trainer.num_sanity_val_steps=0", "trainer.limit_test_batches=1",
         "trainer.enable_progress_bar=false", "optimized_metric=test/acc"])
     with open_dict(cfg):
@@ -66,14 +68,15 @@ def seconds(cfg: DictConfig, off: str | None, nvml_switched: bool) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=300, help="training steps of the MLPs")
-    parser.add_argument("--cnn-steps", type=int, default=60, help="training steps of the CNNs")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps of the MLPs (default: a whole epoch)")
+    parser.add_argument("--cnn-steps", type=int, default=150, help="training steps of the CNNs")
     parser.add_argument("--presets", nargs="+", default=PRESETS, choices=PRESETS)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
     parser.add_argument("--page", type=Path, default=None,
                         help="also write the table into this page (e.g. docs/performance.md)")
     args = parser.parse_args()
-    if args.rounds < 1 or args.steps < 1 or args.cnn_steps < 1:
+    if args.rounds < 1 or (args.steps is not None and args.steps < 1) or args.cnn_steps < 1:
         parser.error("--rounds, --steps and --cnn-steps must be at least 1")
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
@@ -106,7 +109,8 @@ def main() -> None:
 
     rows = []
     for preset, cfg in configs.items():
-        row = {"preset": preset, "steps": str(cfg.trainer.limit_train_batches),
+        steps = cfg.trainer.limit_train_batches
+        row = {"preset": preset, "steps": "an epoch" if steps is None else str(steps),
                "all patches (s)": f"{statistics.median(times[preset, None]):.2f}"}
         for off in variants[1:]:
             savings = [100 * (1 - with_all / without) for with_all, without
@@ -119,8 +123,8 @@ def main() -> None:
         del given[given.index("--page"):given.index("--page") + 2]
     command = "make bench-patches" + (f' PATCHES_ARGS="{" ".join(given)}"' if given else "")
     publish(args.out, f"What each speed patch saves of the training seconds: median over "
-            f"{args.rounds} interleaved rounds (lowest to highest), the first steps of an "
-            "epoch on the CPU.", command, rows, name="patches", page=args.page)
+            f"{args.rounds} interleaved rounds (lowest to highest), of an epoch or its first "
+            "steps, on the CPU.", command, rows, name="patches", page=args.page)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ def test_baseline_loops_step_once_per_batch(preset: str, data_dir) -> None:
                                                         strict=True))
 
 
+@pytest.mark.slow
 def test_the_tutorial_loop_runs_in_a_process_without_lightning(data_dir, tmp_path) -> None:
     """Baseline a runs as the tutorial's script would: Lightning never imported, so torch keeps
     its own CUDA check, and torch's own thread count unless one is asked for."""
@@ -131,6 +132,7 @@ def test_overhead_per_step_differences_each_rounds_own_runs() -> None:
     assert setup.per_step("b", "c") == "0.50"
 
 
+@pytest.mark.slow
 def test_gpu_bench_runs_its_setups_through_train_on_any_accelerator(tmp_path) -> None:
     """bench/gpu.py's code path, on the CPU: the same configs and timing as on a GPU."""
     from bench.gpu import time_setup
@@ -147,6 +149,7 @@ def test_gpu_bench_runs_its_setups_through_train_on_any_accelerator(tmp_path) ->
     assert config["trainer"]["precision"] == "bf16-mixed"
 
 
+@pytest.mark.slow
 def test_gpu_bench_without_a_gpu_says_how_to_run_on_the_cpu() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

@@ -73,6 +73,7 @@ def test_reading_a_digit_shows_the_prepared_28x28_input(mnist_cnn, data_dir, tmp
                             "contrast." and blank.probabilities is None
 
 
+@pytest.mark.slow
 def test_without_a_checkpoint_the_demo_says_to_train_first(tmp_path, data_dir) -> None:
     with pytest.raises(NoCheckpointError, match="train a model first"):
         newest_checkpoint(tmp_path / "outputs")

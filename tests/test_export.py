@@ -42,6 +42,7 @@ def test_torchscript_export_runs_the_same_on_the_whole_test_set(mnist_cnn, data_
     assert json.loads(Path(f"{path}.json").read_text())["format"] == "torchscript"
 
 
+@pytest.mark.slow
 def test_export_refuses_an_unknown_format(tmp_path, data_dir) -> None:
     result = run_cli("export.py", "ckpt_path=any.ckpt", "format=tflite", cwd=tmp_path,
                      data_dir=data_dir)

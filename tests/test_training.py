@@ -64,6 +64,7 @@ def test_step_loss_is_logged_every_log_every_n_steps(make_cfg) -> None:
     assert "train/loss_step" not in scalars(Path(never.paths.output_dir) / "tensorboard")
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics(make_cfg) -> None:
     def learned(seed: int) -> dict[str, float]:
         metrics = train(make_cfg("model=cnn_deep", f"seed={seed}", "logger=csv")).metrics
