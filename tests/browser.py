@@ -86,7 +86,7 @@ def serve_demo(ckpt_path: str | os.PathLike[str], cwd: Path, seconds: float = 18
 @contextmanager
 def open_page(url: str, width: int = 1200, height: int = 900) -> Iterator[Any]:
     """A Playwright page on ``url`` in headless Debian chromium, once the canvas is there."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # a dev extra: only the browser tests need it
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)

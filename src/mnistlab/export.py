@@ -104,7 +104,7 @@ def run_exported(path: Path, pixels: Tensor, batch_size: int = 1000) -> Tensor:
     """Logits of the exported file: onnxruntime for .onnx, torch.jit for TorchScript."""
     chunks = []
     if path.suffix == ".onnx":
-        import onnxruntime
+        import onnxruntime  # the export extra: only checking an ONNX file needs it
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         for start in range(0, len(pixels), batch_size):
