@@ -4,8 +4,9 @@ place.
 Each can change in any minor release, so each says what it is for and which test fails (not
 passes) when the library stops behaving as assumed; ``pyproject.toml`` bounds Lightning above at
 the newest minor version the suite passed on. The speed patches (``SPEED_PATCHES`` and the NVML
-switch) are kept only while one saves at least 3% of an epoch on some preset: ``make bench-patches`` measures
-each against the same run without it and writes the table into docs/performance.md.
+switch) are kept only while one saves at least 3% of an epoch on some preset:
+``make bench-patches`` measures each against the same run without it and writes the table into
+docs/performance.md.
 """
 
 from __future__ import annotations
