@@ -175,8 +175,9 @@ def write_summary(sweep_dir: Path, out: Path | None = None, command: str | None 
         write_tables(folder, text, rows, name="summary")
     shown = [{key: row[key] for key in columns or row if key in row} for row in rows]
     name = out.name if out is not None else sweep_dir.name
+    block = f"{markdown(shown)}\n\n{provenance(command or '?')}"  # before any page changes
     for page in pages:
-        write_into_page(page, name, f"{markdown(shown)}\n\n{provenance(command or '?')}")
+        write_into_page(page, name, block)
     return text, jobs
 
 
