@@ -187,6 +187,24 @@ def test_resuming_may_not_change_what_was_trained(mlp_checkpoint, override, list
         "Fix: drop those overrides to resume, or start a new run without ckpt_path.")
 
 
+def test_a_scheduled_run_is_not_lengthened_on_resume(make_cfg) -> None:
+    """The one-cycle schedule is sized for the run's steps; past them PyTorch would fail
+    mid-run, so a longer resume is refused up front, with what to do instead."""
+    cfg = make_cfg("model=mlp_sigmoid", "scheduler=onecycle", "trainer.limit_train_batches=8")
+    train(cfg)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    saved = OmegaConf.create(torch.load(last, weights_only=True)["mnistlab"]["config"])
+    saved.ckpt_path = str(last)
+    check_config(saved)  # the same length resumes
+    saved.trainer.max_epochs = 2
+    with pytest.raises(ConfigError) as err:
+        check_config(saved)
+    assert str(err.value).startswith(
+        f"ckpt_path={last}: trainer.max_epochs=2 (the checkpoint's run: 1) changes the length of "
+        "a run whose learning-rate schedule (scheduler=onecycle) was sized for its own steps. "
+        "Fix: resume with the run's own trainer settings")
+
+
 def test_ckpt_path_last_says_where_it_looked() -> None:
     with pytest.raises(ConfigError, match=r"ckpt_path=last: no such file; ckpt_path=last looks "
                                           r"in this run's own new folder"):

@@ -116,22 +116,3 @@ def test_a_used_folder_is_refused_and_a_run_goes_on_in_its_own_folder(tmp_path,
     assert record["resumed_from"] == str(last)
     assert list(record["changed"]) == ["trainer.max_epochs"]
     assert record["changed"]["trainer.max_epochs"][1] == 3
-
-
-def test_a_scheduled_run_is_not_lengthened_on_resume(tmp_path, data_dir) -> None:
-    """The one-cycle schedule is sized for the run's steps; past them PyTorch would fail
-    mid-run, so a longer resume is refused up front, with what to do instead."""
-    first = run_cli("train.py", "model=mlp_sigmoid", "trainer=cpu", "trainer.max_epochs=1",
-                    "trainer.limit_train_batches=5", "trainer.limit_val_batches=1",
-                    "trainer.limit_test_batches=1", "callbacks.input_images=null",
-                    "callbacks.test_report=null", "hydra.run.dir=run",
-                    cwd=tmp_path, data_dir=data_dir)
-    assert first.returncode == 0, first.stderr
-    before = snapshot(tmp_path / "run")
-    refused = run_cli("train.py", "resume=run", "trainer.max_epochs=2", cwd=tmp_path,
-                      data_dir=data_dir)
-    assert refused.returncode == 2, refused.stderr
-    assert ("trainer.max_epochs=2 (the checkpoint's run: 1) changes the length of a run whose "
-            "learning-rate schedule (scheduler=onecycle) was sized for its own steps"
-            in refused.stderr), refused.stderr
-    assert "Traceback" not in refused.stderr and snapshot(tmp_path / "run") == before
