@@ -31,6 +31,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Obtain and verify MNIST in $MNISTLAB_DATA_DIR (default data/), as train.py would.
+MNIST_RAW := $(or $(MNISTLAB_DATA_DIR),data)/MNIST/raw
 data: install
 	$(BIN)/python -m mnistlab.data
 
@@ -40,7 +41,12 @@ train: install
 # Two pytest-xdist workers (one per core here; TEST_WORKERS=auto for every core), each taking
 # the next test when it is free (worksteal), so that long end-to-end tests do not queue.
 TEST_WORKERS ?= 2
-test: data
+# MNIST is obtained first when a file is missing (the tests check every file's md5 themselves).
+MNIST_FILES := train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte \
+	t10k-labels-idx1-ubyte
+test: install
+	@for f in $(MNIST_FILES); do [ -f "$(MNIST_RAW)/$$f" ] || missing=1; done; \
+	if [ -n "$$missing" ]; then $(BIN)/python -m mnistlab.data; fi
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The quick loop: the unit tests, without the end-to-end runs of the command line and the
@@ -62,7 +68,6 @@ bench-patches: install
 # reaches no network: the wheels of Hydra, OmegaConf (the versions installed here) and ANTLR,
 # and MNIST gzip-compressed (11 MB), in $(GPU_BUNDLE), which git ignores.
 GPU_BUNDLE ?= .gpu
-MNIST_RAW := $(or $(MNISTLAB_DATA_DIR),data)/MNIST/raw
 installed = "$(1)==$$($(BIN)/python -c 'from importlib.metadata import version; print(version("$(1)"))')"
 gpu-bundle: data
 	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/wheels $(GPU_BUNDLE)/MNIST

@@ -116,7 +116,7 @@ def draw(page: Any, strokes: Sequence[Stroke]) -> None:
         page.mouse.up()
 
 
-def prediction(page: Any, changed_from: str | None = None, seconds: float = 30) -> str:
+def prediction(page: Any, changed_from: str | None = None, seconds: float = 90) -> str:
     """The page's prediction line, once it differs from ``changed_from`` and is final."""
     text_box = page.locator("#prediction [data-testid=markdown]")
     busy = page.locator("#prediction [data-testid=status-tracker]:not(.hide)")

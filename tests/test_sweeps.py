@@ -43,46 +43,36 @@ def results(sweep: Path) -> dict[str, dict]:
             for path in sweep.glob("*/result.json")}
 
 
-def test_a_failing_job_in_the_middle_is_recorded_and_the_sweep_goes_on(tmp_path,
-                                                                       data_dir) -> None:
-    sweep = tmp_path / "sweep"
-    result = run_cli("train.py", "-m", *SHORT, "optimizer.lr=0.01,-1,0.02",
-                     f"hydra.sweep.dir={sweep}", cwd=tmp_path, data_dir=data_dir)
-    assert result.returncode == 1, result.stderr
-    assert ("Error: 1 of 3 jobs failed: 1_optimizer.lr=-1 (each folder keeps its log and "
-            "result.json)") in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    runs = results(sweep)
-    assert runs["2_optimizer.lr=0.02"]["status"] == "completed"  # the job after the failure ran
-    failed = runs["1_optimizer.lr=-1"]
-    assert failed["status"] == "failed"
-    assert failed["error"].startswith("optimizer.lr=-1 is invalid: it must be a finite number")
-    assert "optimizer.lr=-1 is invalid" in (sweep / "1_optimizer.lr=-1" / "train.log").read_text()
-    rows = table(sweep)
-    assert [row["optimizer.lr"] for row in rows][-1] == "-1"  # failed jobs last
-    assert rows[-1]["status"].startswith("failed: optimizer.lr=-1 is invalid")
-    for row in rows[:2]:
-        run = runs[row["run folder"]]
-        assert row["best val acc"] == f"{100 * run['metrics']['val/acc_best']:.2f}%"
-        assert row["test acc"] == f"{100 * run['metrics']['test/acc']:.2f}%"
-    assert (float(rows[0]["best val acc"].rstrip("%"))
-            >= float(rows[1]["best val acc"].rstrip("%")))
-    assert (sweep / "summary.md").read_text().splitlines()[-1] in result.stdout  # printed too
-
-
-def test_a_diverging_job_is_failed_with_its_reason(tmp_path, data_dir) -> None:
+def test_failing_jobs_are_recorded_and_the_sweep_goes_on(tmp_path, data_dir) -> None:
+    """A bad value stops its job before it trains; a diverging job stops with its reason; the
+    other jobs run, the table lists the failed ones last, and the sweep exits 1."""
     sweep = tmp_path / "sweep"
     result = run_cli("train.py", "-m", *SHORT, "model=mlp_bn", "optimizer=sgd",
-                     "optimizer.lr=0.1,1e9", "callbacks.divergence.chance_after_steps=20",
+                     "optimizer.lr=0.1,-1,1e9", "callbacks.divergence.chance_after_steps=20",
                      "trainer.limit_train_batches=40", f"hydra.sweep.dir={sweep}",
                      cwd=tmp_path, data_dir=data_dir)
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
+    assert ("Error: 2 of 3 jobs failed: 1_optimizer.lr=-1, 2_optimizer.lr=1e+09 (each folder "
+            "keeps its log and result.json)") in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
     runs = results(sweep)
-    assert runs["0_optimizer.lr=0.1"]["status"] == "completed"
-    diverged = runs["1_optimizer.lr=1e+09"]  # Hydra writes the swept float so
+    good, bad = sweep / "0_optimizer.lr=0.1", sweep / "1_optimizer.lr=-1"
+    assert runs[good.name]["status"] == "completed" and list(good.rglob("events.out.tfevents.*"))
+    assert runs[bad.name]["status"] == "failed"
+    assert runs[bad.name]["error"].startswith("optimizer.lr=-1 is invalid: it must be a finite "
+                                              "number")
+    assert "optimizer.lr=-1 is invalid" in (bad / "train.log").read_text()
+    assert not list(bad.rglob("events.out.tfevents.*"))  # stopped before it trained
+    diverged = runs["2_optimizer.lr=1e+09"]  # Hydra writes the swept float so; it ran after
     assert diverged["status"] == "failed"
     assert diverged["error"].startswith("training diverged: the loss is")
-    assert table(sweep)[-1]["status"] == f"failed: {diverged['error']}"
+    rows = table(sweep)
+    assert rows[0]["run folder"] == good.name
+    assert rows[0]["best val acc"] == f"{100 * runs[good.name]['metrics']['val/acc_best']:.2f}%"
+    assert rows[0]["test acc"] == f"{100 * runs[good.name]['metrics']['test/acc']:.2f}%"
+    assert {row["status"] for row in rows[1:]} == {f"failed: {runs[bad.name]['error']}",
+                                                   f"failed: {diverged['error']}"}
+    assert (sweep / "summary.md").read_text().splitlines()[-1] in result.stdout  # printed too
 
 
 def test_joblib_runs_jobs_side_by_side_with_the_sequential_sweeps_results(tmp_path,
