@@ -173,11 +173,11 @@ def write_summary(sweep_dir: Path, out: Path | None = None, command: str | None 
     text = "\n".join(lines)
     for folder in {sweep_dir, out} - {None}:
         write_tables(folder, text, rows, name="summary")
-    shown = [{key: row[key] for key in columns or row if key in row} for row in rows]
-    name = out.name if out is not None else sweep_dir.name
-    block = f"{markdown(shown)}\n\n{provenance(command or '?')}"  # before any page changes
-    for page in pages:
-        write_into_page(page, name, block)
+    if pages:  # the provenance line asks git, so only for a page; once, before any changes
+        shown = [{key: row[key] for key in columns or row if key in row} for row in rows]
+        block = f"{markdown(shown)}\n\n{provenance(command or '?')}"
+        for page in pages:
+            write_into_page(page, out.name if out is not None else sweep_dir.name, block)
     return text, jobs
 
 
