@@ -121,13 +121,17 @@ def prediction(page: Any, changed_from: str | None = None, seconds: float = 90) 
     text_box = page.locator("#prediction [data-testid=markdown]")
     busy = page.locator("#prediction [data-testid=status-tracker]:not(.hide)")
     deadline = time.monotonic() + seconds
+    last = None
     while True:
         text = text_box.inner_text().strip()
-        if text and text != changed_from and busy.count() == 0:
+        # Final: changed, nothing running, and the same over two looks half a second apart
+        # (a drawing queues several readings; the page is idle for a moment between them).
+        if text and text != changed_from and busy.count() == 0 and text == last:
             return text
         if time.monotonic() > deadline:
             return text
-        time.sleep(0.2)
+        last = text if busy.count() == 0 else None
+        time.sleep(0.5)
 
 
 def upload(page: Any, path: str | os.PathLike[str]) -> None:

@@ -157,11 +157,12 @@ def build_page(loaded: LoadedModel, max_pixels: int = MAX_PIXELS) -> Any:
                 seen = gr.Image(label="What the network saw (28x28)", type="numpy",
                                 image_mode="L", interactive=False, height=260, elem_id="seen")
         outputs = [message, bars, seen]
-        canvas.change(from_sketch, canvas, outputs, trigger_mode="always_last")
+        sketched = canvas.change(from_sketch, canvas, outputs, trigger_mode="always_last")
         upload.change(from_upload, upload, outputs)
         # The sketchpad's own clear (its toolbar's bin) keeps the brush chosen; setting the
-        # canvas's value from Python would reset its tools.
+        # canvas's value from Python would reset its tools. A reading of the last strokes still
+        # queued or running is cancelled, or it would land after the clear and show a stale guess.
         clear.click(lambda: (None, *show(read_digit(loaded, None))), None, [upload, *outputs],
-                    js=CLEAR_CANVAS)
+                    js=CLEAR_CANVAS, cancels=[sketched])
         page.load(None, None, None, js=SELECT_BRUSH)
     return page
