@@ -112,7 +112,7 @@ def draw(page: Any, strokes: Sequence[Stroke]) -> None:
         page.mouse.move(left + x * side, top + y * side)
         page.mouse.down()
         for x, y in stroke[1:]:
-            page.mouse.move(left + x * side, top + y * side, steps=3)
+            page.mouse.move(left + x * side, top + y * side)
         page.mouse.up()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
@@ -12,6 +13,7 @@ from mnistlab.loading import load_model
 from mnistlab.training import train
 
 
+@pytest.mark.slow
 def test_the_reported_test_accuracy_is_the_averaged_checkpoints(make_cfg, tiny_dir: Path
                                                                 ) -> None:
     result = train(make_cfg("averaging=ema", "averaging.decay=0.9", "trainer.max_epochs=2",

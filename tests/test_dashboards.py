@@ -41,6 +41,7 @@ def hparams_entry(accumulator: EventAccumulator
     return [m.name.tag for m in experiment.metric_infos], values, differs
 
 
+@pytest.mark.slow
 def test_a_run_shows_hparams_learning_rate_images_and_per_class_accuracy(make_cfg,
                                                                           tiny_dir) -> None:
     cfg = make_cfg("model=mlp_sigmoid", "scheduler=onecycle", "optimizer.lr=0.02",

@@ -63,6 +63,7 @@ def test_progress_bar_updates_a_few_times_a_second_and_on_the_last_batch(monkeyp
     assert updates == [0, 3, 5, 99]
 
 
+@pytest.mark.slow
 def test_a_run_counts_every_training_image_of_the_epoch(make_cfg) -> None:
     result = train(make_cfg("trainer.limit_train_batches=null"))
     # The tiny set's 1,800 training images at batch 64: 29 steps, the last one of 8 images.

@@ -101,6 +101,7 @@ def test_threads_apply_to_one_run_only(make_cfg, monkeypatch) -> None:
     assert seen == [1] and torch.get_num_threads() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loader", ["memory", "torchvision"])
 def test_both_loaders_train_with_augmentation_and_a_schedule(make_cfg, loader: str) -> None:
     result = train(make_cfg(f"data.loader={loader}", "augment=affine", "scheduler=onecycle",
