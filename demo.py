@@ -10,15 +10,18 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from mnistlab.demo import NoCheckpointError, build_page, describe, newest_checkpoint
 from mnistlab.errors import exit_with
-from mnistlab.internals import skip_failing_nvml_check
-from mnistlab.loading import load_or_exit
 from mnistlab.resolvers import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="demo")
 def main(cfg: DictConfig) -> None:
+    # torch and Lightning (about 6 s) load after Hydra has answered --help and --cfg (train.py)
+    from mnistlab.demo import NoCheckpointError, build_page, describe, newest_checkpoint
+    from mnistlab.internals import skip_failing_nvml_check
+    from mnistlab.loading import load_or_exit
+
+    skip_failing_nvml_check()
     try:
         loaded = load_or_exit(cfg.ckpt_path or newest_checkpoint())
     except NoCheckpointError as err:
@@ -30,5 +33,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     register_resolvers()
-    skip_failing_nvml_check()
     main()

@@ -16,8 +16,6 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from mnistlab.evaluation import evaluate
-from mnistlab.internals import skip_failing_nvml_check
 from mnistlab.resolvers import register_resolvers
 
 log = logging.getLogger(__name__)
@@ -25,6 +23,11 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> float:
+    # torch and Lightning (about 6 s) load after Hydra has answered --help and --cfg (train.py)
+    from mnistlab.evaluation import evaluate
+    from mnistlab.internals import skip_failing_nvml_check
+
+    skip_failing_nvml_check()
     result = evaluate(cfg)
     (Path(cfg.paths.output_dir) / "result.json").write_text(
         json.dumps(asdict(result), indent=2) + "\n")
@@ -39,5 +42,4 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     register_resolvers()
-    skip_failing_nvml_check()
     main()

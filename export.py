@@ -15,14 +15,17 @@ import hydra
 from omegaconf import DictConfig
 
 from mnistlab.errors import exit_with
-from mnistlab.export import FORMATS, check, export, held_out_pixels, report
-from mnistlab.internals import skip_failing_nvml_check
-from mnistlab.loading import load_or_exit
 from mnistlab.resolvers import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
+    # torch and Lightning (about 6 s) load after Hydra has answered --help and --cfg (train.py)
+    from mnistlab.export import FORMATS, check, export, held_out_pixels, report
+    from mnistlab.internals import skip_failing_nvml_check
+    from mnistlab.loading import load_or_exit
+
+    skip_failing_nvml_check()
     if cfg.format not in FORMATS:
         exit_with(f"format={cfg.format!r} is unknown; use format=onnx or format=torchscript")
     loaded = load_or_exit(cfg.ckpt_path)
@@ -38,5 +41,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     register_resolvers()
-    skip_failing_nvml_check()
     main()

@@ -15,14 +15,17 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.errors import exit_with
-from mnistlab.internals import skip_failing_nvml_check
-from mnistlab.loading import load_or_exit
-from mnistlab.prediction import collect_inputs, predict_files, table, write
 from mnistlab.resolvers import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
+    # torch and Lightning (about 6 s) load after Hydra has answered --help and --cfg (train.py)
+    from mnistlab.internals import skip_failing_nvml_check
+    from mnistlab.loading import load_or_exit
+    from mnistlab.prediction import collect_inputs, predict_files, table, write
+
+    skip_failing_nvml_check()
     loaded = load_or_exit(cfg.ckpt_path)
     inputs = cfg.inputs
     paths = collect_inputs(OmegaConf.to_container(inputs) if OmegaConf.is_list(inputs)
@@ -42,5 +45,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     register_resolvers()
-    skip_failing_nvml_check()
     main()

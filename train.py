@@ -9,17 +9,20 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from mnistlab.internals import skip_failing_nvml_check
 from mnistlab.resolvers import register_resolvers
-from mnistlab.training import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    # Lightning and torch load here (about 6 s), after Hydra has answered --help and --cfg
+    # and the run-start checks have accepted the config: questions and refusals answer at once.
+    from mnistlab.internals import skip_failing_nvml_check
+    from mnistlab.training import run
+
+    skip_failing_nvml_check()
     return run(cfg)
 
 
 if __name__ == "__main__":
     register_resolvers()
-    skip_failing_nvml_check()
     main()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from mnistlab.checkpoints import read_checkpoint
+from mnistlab.checkpoint_files import read_checkpoint
 from mnistlab.loading import load_model
 from mnistlab.training import train
 

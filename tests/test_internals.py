@@ -17,7 +17,7 @@ from torch import nn
 
 from mnistlab.build import build_datamodule, build_model, build_trainer
 from mnistlab.callbacks import ProgressBar
-from mnistlab.checkpoints import read_checkpoint
+from mnistlab.checkpoint_files import read_checkpoint
 from mnistlab.internals import (
     NVML_LIBRARY,
     STEP_HOOKS,

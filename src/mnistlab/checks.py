@@ -6,6 +6,10 @@ rest (several keys together, the machine, a checkpoint) surfaced only after a wh
 training batches, a metric no run logs), as a hang (64 processes on a 2-core machine) or as a
 raw traceback. Each raises ConfigError naming the key, the value and the fix. One module for
 all of them, so that a reader finds every rule in one place (hence its length).
+
+Hydra runs these checks before the entry point imports torch and Lightning (about 6 s), so a
+refused value answers at once; the checks that need them (devices, a checkpoint, the model's
+own arguments) import them when they are reached.
 """
 
 from __future__ import annotations
@@ -18,15 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mnistlab.checkpoints import inspect_checkpoint
-from mnistlab.data.datamodule import LOADERS, TRAIN_IMAGES
+from mnistlab.checkpoint_files import inspect_checkpoint
 from mnistlab.errors import CheckpointError, ConfigError
 from mnistlab.resume import fixed_changes
+
+# How MNISTDataModule may hold the images, and the official training set's size (MNIST and
+# Fashion-MNIST alike), known here without loading torch.
+LOADERS = ("memory", "torchvision")
+TRAIN_IMAGES = 60000
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,8 @@ def check_devices(cfg: DictConfig) -> None:
     devices = OmegaConf.select(cfg, "trainer.devices", default=None)
     if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
         return
+    import torch  # 2 s: only a config that names its devices waits for it (see the docstring)
+
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto"
                                                  and torch.cuda.is_available())

@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard.summary import hparams
 
-from mnistlab.internals import file_writer, parse_overrides
+from mnistlab.internals import file_writer
+from mnistlab.overrides import parse_overrides
 from mnistlab.sweeps import SWEEP_KEYS_ENV
 
 METRICS = ("val/acc_best", "test/acc", "test/loss")

@@ -1,4 +1,4 @@
-"""Every use of a private or undocumented part of Lightning, torch, Hydra or TensorBoard, in one
+"""Every use of a private or undocumented part of Lightning, torch or TensorBoard, in one
 place.
 
 Each can change in any minor release, so each says what it is for and which test fails (not
@@ -20,8 +20,6 @@ from typing import Any, TypeVar
 
 import lightning as L
 import torch
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.profilers import PassThroughProfiler
@@ -170,14 +168,6 @@ def tracing(model: L.LightningModule) -> Iterator[None]:
         yield
     finally:
         model._jit_is_scripting = False
-
-
-# --- Hydra: reading a command line's overrides ------------------------------------------------
-def parse_overrides(overrides: list[str]) -> list[Override]:
-    """Hydra's own parser of command-line overrides (``hydra.core``, which Hydra documents only
-    for its plugins), so that ``a=1,2`` and ``+b=x`` read exactly as Hydra reads them. Tests:
-    tests/test_sweeps.py (job names), tests/test_faults.py (what a resume may change)."""
-    return OverridesParser.create().parse_overrides(overrides)
 
 
 # --- Start-up: torch's CUDA check ------------------------------------------------------------

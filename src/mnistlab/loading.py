@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.build import build_model
-from mnistlab.checkpoints import verified_checkpoint
+from mnistlab.checkpoint_files import verified_checkpoint
 from mnistlab.errors import CheckpointError, exit_with
 from mnistlab.models import MNISTClassifier
 

@@ -16,7 +16,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.errors import ConfigError
-from mnistlab.internals import parse_overrides
+from mnistlab.overrides import parse_overrides
 
 # Subtrees that define what the checkpoint trained, and data keys that only say where and how
 # fast the files are read.

@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab.internals import parse_overrides
+from mnistlab.overrides import parse_overrides
 
 SWEEP_KEYS_ENV = "MNISTLAB_SWEEP_KEYS"
 # Where job folder numbers start: a resumed search numbers its jobs after the earlier ones.

@@ -17,12 +17,13 @@ import subprocess
 from datetime import date
 from pathlib import Path
 
-import lightning
-import torch
-
 
 def machine() -> str:
     """CPU model, cores, torch and Lightning versions (and the GPU, where one is used)."""
+    # 6 s: Hydra loads the sweep summary's callback (and so this module) before every run.
+    import lightning
+    import torch
+
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():

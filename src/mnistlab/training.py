@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.build import build
 from mnistlab.callbacks import EpochTimer
-from mnistlab.checkpoints import inspect_checkpoint
+from mnistlab.checkpoint_files import inspect_checkpoint
 from mnistlab.checks import check_config
 from mnistlab.data import DataNotFoundError
 from mnistlab.errors import ConfigError, exit_with

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, random_split
 from torchvision import datasets, transforms
 
+from mnistlab.checks import LOADERS
 from mnistlab.data.files import (
     MNIST_FILES,
     DataNotFoundError,
@@ -25,10 +26,6 @@ from mnistlab.data.resumable import ResumableLoader
 from mnistlab.data.sharding import Batches, EvenShards
 from mnistlab.data.tensors import ImageTensors, keep_batch
 from mnistlab.internals import batches_done
-
-LOADERS = ("memory", "torchvision")
-# Images in the official training set, of MNIST and Fashion-MNIST alike (train + val).
-TRAIN_IMAGES = 60000
 
 
 def torchvision_source(dataset_cls: type[datasets.MNIST]) -> Source:
