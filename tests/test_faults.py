@@ -96,6 +96,18 @@ def test_a_used_folder_is_refused_and_a_run_goes_on_in_its_own_folder(tmp_path,
         "Error: resume=run goes on with the run's own config, but model=cnn would change what "
         "it trains."), refused.stderr
     assert snapshot(tmp_path / "run") == before
+    # A finished run is never rewritten: resume= or ckpt_path= with nothing left to train.
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    elsewhere = [*short[:-1], f"ckpt_path={last}", "hydra.run.dir=elsewhere"]
+    for going_on in (["resume=run"], elsewhere):
+        refused = run_cli("train.py", *going_on, cwd=tmp_path, data_dir=data_dir)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert "has nothing left to train: its run already trained 1 epoch(s) (5 steps), as " \
+               "far as trainer.max_epochs=1 goes, so nothing was changed. Fix: add " \
+               f"trainer.max_epochs=2 (or more) to train on, or test it with `python eval.py " \
+               f"ckpt_path={last}`." in refused.stderr, refused.stderr
+        assert snapshot(tmp_path / "run") == before and not (tmp_path / "elsewhere").exists()
+    # The hint followed: the run trains on in its own folder.
     resumed = run_cli("train.py", "resume=run", "trainer.max_epochs=2", cwd=tmp_path,
                       data_dir=data_dir)
     assert resumed.returncode == 0, resumed.stderr
@@ -107,7 +119,6 @@ def test_a_used_folder_is_refused_and_a_run_goes_on_in_its_own_folder(tmp_path,
     assert (tmp_path / "run" / ".hydra" / "config.yaml").read_text() == config
     assert len(list((tmp_path / "run" / ".hydra").glob("resumed-*/config.yaml"))) == 1
     assert not (tmp_path / "outputs").exists()  # no new run folder
-    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     again = run_cli("train.py", *short, "trainer.max_epochs=3", f"ckpt_path={last}",
                     cwd=tmp_path, data_dir=data_dir)
     assert again.returncode == 0, again.stderr

@@ -30,16 +30,34 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     records what a resume changed; the file is read once for all of them (the cache is keyed
     by the file's size and modification time, so a rewritten file is read again).
     """
-    path = Path(path)
+    return _summary(Path(path))[0]
+
+
+def trained_so_far(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(epochs, optimizer steps)`` the checkpoint's run had completed when it was saved.
+
+    An epoch counts once its training batches are done: last.ckpt saved at an epoch's end
+    counts it, one saved within an epoch does not. Read from Lightning's loop state.
+    """
+    return _summary(Path(path))[1:]
+
+
+def _summary(path: Path) -> tuple[dict[str, Any], int, int]:
     if path.is_file() and path.stat().st_size:
         stat = path.stat()
-        return _inspect_file(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    return verified_checkpoint(path)["mnistlab"]
+        return _read_summary(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return _summarise(verified_checkpoint(path))
 
 
 @functools.lru_cache(maxsize=4)
-def _inspect_file(path: str, size: int, mtime_ns: int) -> dict[str, Any]:
-    return verified_checkpoint(Path(path))["mnistlab"]
+def _read_summary(path: str, size: int, mtime_ns: int) -> tuple[dict[str, Any], int, int]:
+    return _summarise(verified_checkpoint(Path(path)))
+
+
+def _summarise(checkpoint: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
+    epochs = (checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+              .get("current", {}).get("processed", 0))
+    return checkpoint["mnistlab"], int(epochs), int(checkpoint.get("global_step", 0))
 
 
 def verified_checkpoint(path: Path) -> dict[str, Any]:

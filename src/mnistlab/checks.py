@@ -26,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mnistlab.checkpoint_files import inspect_checkpoint
+from mnistlab.checkpoint_files import inspect_checkpoint, trained_so_far
 from mnistlab.errors import CheckpointError, ConfigError
 from mnistlab.resume import fixed_changes
 
@@ -235,6 +235,32 @@ def check_checkpoint(cfg: DictConfig) -> None:
                           f"{listed}. Fix: drop those overrides to resume, or start a new run "
                           "without ckpt_path.")
     _check_schedule_length(path, info.get("config") or {}, cfg)
+    _check_something_left(path, cfg)
+
+
+def _check_something_left(path: Path, cfg: DictConfig) -> None:
+    """Going on from a checkpoint whose run already reached this run's end would only test it
+    again and overwrite its record: refused, naming how to train longer instead."""
+    epochs, steps = trained_so_far(path)
+    max_epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=None)
+    max_steps = OmegaConf.select(cfg, "trainer.max_steps", default=-1)
+    if max_epochs is None and max_steps in (None, -1):
+        max_epochs = 1000  # Lightning's default when neither is set
+    reached = []
+    if isinstance(max_epochs, int) and max_epochs >= 0 and epochs >= max_epochs:
+        reached.append(f"trainer.max_epochs={max_epochs}")
+    if isinstance(max_steps, int) and max_steps >= 0 and steps >= max_steps:
+        reached.append(f"trainer.max_steps={max_steps}")
+    if not reached:
+        return
+    source = f"resume={cfg.resume}" if cfg.get("resume") else f"ckpt_path={path}"
+    longer = (f"trainer.max_epochs={epochs + 1}" if reached[0].startswith("trainer.max_epochs")
+              else f"trainer.max_steps={2 * steps}")
+    raise ConfigError(
+        f"{source} has nothing left to train: its run already trained {epochs} epoch(s) "
+        f"({steps} steps), as far as {' and '.join(reached)} goes, so nothing was changed. "
+        f"Fix: add {longer} (or more) to train on, or test it with "
+        f"`python eval.py ckpt_path={path}`.")
 
 
 # Trainer settings that change how many optimizer steps a run takes.
