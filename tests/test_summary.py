@@ -137,3 +137,20 @@ def test_even_shards_refuse_more_batches_than_images(tmp_path) -> None:
     data = ImageTensors(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.arange(3))
     with pytest.raises(ValueError, match="3 images cannot be split into 1 batches on each of 4"):
         EvenShards(data, 1000, num_replicas=4, rank=0)
+
+
+@pytest.mark.parametrize(("damage", "why"), [(b"", "result.json is empty"),
+                                             (b'{"status": "compl', "result.json is not JSON"),
+                                             (b"[1, 2]", "result.json holds no record")])
+def test_a_damaged_result_is_listed_as_unreadable_and_the_table_still_printed(
+        sweep, capsys, damage: bytes, why: str) -> None:
+    damaged = next(sweep.glob("2_*")) / "result.json"
+    damaged.write_bytes(damage)
+    main([str(sweep)])
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if "mlp_bn" in line)
+    assert "1 unreadable" in row and "1 failed" in row
+    assert "98.50" in table  # the other jobs' figures are there
+    assert damaged.read_bytes() == damage  # the damaged file is left for inspection
+    (job,) = [j for j in read_jobs(sweep) if j.folder == damaged.parent]
+    assert job.status == "unreadable" and job.result["error"].startswith(why)

@@ -62,13 +62,27 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
         pairs = (item.split("=", 1) for item in OmegaConf.load(overrides_file) if "=" in item)
         overrides = {key.lstrip("+~"): value for key, value in pairs
                      if not key.lstrip("+~").startswith("hydra.")}
-        result_file = folder / "result.json"
-        result = json.loads(result_file.read_text()) if result_file.is_file() else {}
-        jobs.append(Job(folder, int(number) if number.isdigit() else -1, overrides, result))
+        jobs.append(Job(folder, int(number) if number.isdigit() else -1, overrides,
+                        _read_result(folder / "result.json")))
     if not jobs:
         raise FileNotFoundError(f"no job folders (*/.hydra/overrides.yaml) under {sweep_dir}: "
                                 "pass the folder of a sweep run with `python train.py -m`")
     return sorted(jobs, key=lambda job: (job.number, job.folder.name))
+
+
+def _read_result(path: Path) -> dict[str, Any]:
+    """A job's record; one cut short or damaged (a killed write, a full disk) is listed as
+    such, so that the other jobs still make their table."""
+    if not path.is_file():
+        return {}
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        why = "empty" if path.stat().st_size == 0 else f"not JSON ({err})"
+        return {"status": "unreadable", "error": f"{path.name} is {why}"}
+    if not isinstance(result, dict):
+        return {"status": "unreadable", "error": f"{path.name} holds no record"}
+    return result
 
 
 def varying_keys(jobs: list[Job]) -> list[str]:
