@@ -20,6 +20,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from mnistlab.errors import exit_with
 from mnistlab.sweeps import JOB_OFFSET_ENV
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class ResumeSearch(Callback):
             study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:  # a new study
             return
+        except Exception as err:  # the storage's own error: SQLAlchemy's, many kinds
+            exit_with(_unreadable(storage, database, err))
         finished = [t for t in study.trials if t.state.is_finished()]
         running = [t for t in study.trials if t.state == TrialState.RUNNING]
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
@@ -70,3 +73,14 @@ class ResumeSearch(Callback):
         os.environ[JOB_OFFSET_ENV] = str(len(study.trials))
         log.info("study %r in %s: %d of %d trials finished, %d running elsewhere; running %d "
                  "more", name, storage, len(finished), total, len(running), remaining)
+
+
+def _unreadable(storage: str, database: Path | None, err: Exception) -> str:
+    """One line for a study storage that cannot be opened, naming the file or server."""
+    first = (str(getattr(err, "orig", None) or err).strip().splitlines() or [""])[0][:160]
+    if database is not None:
+        return (f"hydra.sweeper.storage={storage}: {database.resolve()} is not a readable Optuna "
+                f"study ({first}). Fix: move the file aside (it was left as it is) to start the "
+                "search anew, or choose another sweep folder or hydra.sweeper.storage.")
+    return (f"hydra.sweeper.storage={storage}: the study's database cannot be opened ({first})."
+            " Fix: check that the server runs and the URL, user and password are right.")
