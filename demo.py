@@ -10,12 +10,14 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from mnistlab.checks import check_or_exit
 from mnistlab.errors import exit_with
 from mnistlab.resolvers import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="demo")
 def main(cfg: DictConfig) -> None:
+    check_or_exit(cfg)
     # torch and Lightning (about 6 s) load after Hydra has answered --help and --cfg (train.py)
     from mnistlab.demo import NoCheckpointError, build_page, describe, newest_checkpoint
     from mnistlab.internals import skip_failing_nvml_check

@@ -14,20 +14,19 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from mnistlab.errors import exit_with
+from mnistlab.checks import check_or_exit
 from mnistlab.resolvers import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
+    check_or_exit(cfg)
     # torch and Lightning (about 6 s) load after Hydra has answered --help and --cfg (train.py)
-    from mnistlab.export import FORMATS, check, export, held_out_pixels, report
+    from mnistlab.export import check, export, held_out_pixels, report
     from mnistlab.internals import skip_failing_nvml_check
     from mnistlab.loading import load_or_exit
 
     skip_failing_nvml_check()
-    if cfg.format not in FORMATS:
-        exit_with(f"format={cfg.format!r} is unknown; use format=onnx or format=torchscript")
     loaded = load_or_exit(cfg.ckpt_path)
     path = export(loaded, cfg.format, Path(cfg.out) if cfg.out else None)
     print(f"written {path} ({path.stat().st_size / 1e6:.1f} MB) and {path}.json")

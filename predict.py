@@ -14,12 +14,14 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from mnistlab.checks import check_or_exit
 from mnistlab.errors import exit_with
 from mnistlab.resolvers import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
+    check_or_exit(cfg)
     # torch and Lightning (about 6 s) load after Hydra has answered --help and --cfg (train.py)
     from mnistlab.internals import skip_failing_nvml_check
     from mnistlab.loading import load_or_exit

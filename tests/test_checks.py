@@ -6,17 +6,19 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import socket
 from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mnistlab.checks import check_config
+from mnistlab.build import compose_with_hydra
+from mnistlab.checks import check_config, check_or_exit
 from mnistlab.errors import ConfigError
 from mnistlab.run_start import CheckConfigAndClaimFolder
 from mnistlab.training import train
-from tests.helpers import compose
+from tests.helpers import CONF_DIR, compose
 
 # overrides -> the start of the message (after "Error: ").
 CONFIG_CASES = [
@@ -157,9 +159,9 @@ def test_a_checkpoint_of_another_network_names_both(mlp_checkpoint) -> None:
     with pytest.raises(ConfigError, match=r"a checkpoint of model=mlp_bn, but model=cnn\. Fix: "
                                           r"add model=mlp_bn"):
         check_config(compose("model=cnn", f"ckpt_path={mlp_checkpoint}"))
-    # The run's own settings pass.
+    # The run's own settings pass, going on for another epoch (it finished its one).
     saved = OmegaConf.create(torch.load(mlp_checkpoint, weights_only=True)["mnistlab"]["config"])
-    saved.ckpt_path = str(mlp_checkpoint)
+    saved.ckpt_path, saved.trainer.max_epochs = str(mlp_checkpoint), 2
     check_config(saved)
 
 
@@ -195,7 +197,10 @@ def test_a_scheduled_run_is_not_lengthened_on_resume(make_cfg) -> None:
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     saved = OmegaConf.create(torch.load(last, weights_only=True)["mnistlab"]["config"])
     saved.ckpt_path = str(last)
-    check_config(saved)  # the same length resumes
+    # The same length: the run finished it, and its schedule cannot be stretched.
+    with pytest.raises(ConfigError, match=r"has nothing left to train: .* Fix: its learning-"
+                                          r"rate schedule ended with it, so test it with "):
+        check_config(saved)
     saved.trainer.max_epochs = 2
     with pytest.raises(ConfigError) as err:
         check_config(saved)
@@ -216,3 +221,71 @@ def test_train_refuses_before_writing_anything(make_cfg) -> None:
     with pytest.raises(ConfigError, match=r"data\.batch_size=0"):
         train(cfg)
     assert not Path(cfg.paths.output_dir).exists()
+
+
+# (entry point, overrides, the start of the message, overrides that follow its fix). The
+# checkpoint named is another run's (not a real one): each refusal comes before it is read.
+ENTRY_POINT_CASES = [
+    ("train", "trainer.devices=0", "trainer.devices=0 is invalid: it must be an integer >= 1, "
+     "-1 (every device), auto, or a list of device ids. Fix: override it, e.g. `python "
+     "train.py trainer.devices=1`", "trainer.devices=1"),
+    ("train", "+trainer.max_epoch=3", "trainer.max_epoch is not a setting of Lightning's "
+     "Trainer. Fix: trainer.max_epochs (`python train.py --cfg job` shows the trainer's "
+     "settings), or drop it.", "trainer.max_epochs=3"),
+    ("eval", "", "ckpt_path is required: the checkpoint to use", None),
+    ("eval", "ckpt_path={ckpt} split=nonsense", "split='nonsense' is invalid: it must be test "
+     "or val. Fix: override it, e.g. `python eval.py split=test`.", None),
+    ("predict", "ckpt_path={ckpt}", "inputs is required: the pictures to classify", None),
+    ("predict", "ckpt_path={ckpt} inputs=a.png top=0", "top=0 is invalid: it must be an "
+     "integer >= 1 (guesses listed per file). Fix: override it, e.g. `python predict.py "
+     "top=3`.", None),
+    ("predict", "ckpt_path={ckpt} inputs=a.png top=-1", "top=-1 is invalid", None),
+    ("predict", "ckpt_path={ckpt} inputs=a.png output=preds.xlsx", "output='preds.xlsx' is "
+     "invalid: it must be null or a file name ending in .csv or .json", None),
+    ("predict", "ckpt_path={ckpt} inputs=a.png output={tmp}", "output='{tmp}' is invalid", None),
+    ("export", "ckpt_path={ckpt} out={tmp}", "out={tmp} is a folder. Fix: name the file to "
+     "write in it, e.g. out={tmp}/model.onnx.", None),
+    ("export", "ckpt_path={ckpt} format=tflite", "format='tflite' is invalid: it must be onnx "
+     "or torchscript. Fix: override it, e.g. `python export.py format=onnx`.", None),
+]
+
+
+@pytest.mark.parametrize(("script", "overrides", "message", "fixed"), ENTRY_POINT_CASES)
+def test_each_entry_points_bad_value_is_one_line_and_its_fix_works(
+        script: str, overrides: str, message: str, fixed: str | None, capsys, earlier_run,
+        tmp_path: Path) -> None:
+    where = {"ckpt": earlier_run / "checkpoints" / "last.ckpt", "tmp": tmp_path}
+    before = snapshot(earlier_run.parent)
+    cfg = compose_with_hydra(CONF_DIR, overrides.format(**where).split(), script)
+    with pytest.raises(SystemExit) as exit_info:
+        check_or_exit(cfg)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"Error: {message.format(**where)}"), error
+    assert "Fix:" in error and error.count("\n") == 1
+    assert snapshot(earlier_run.parent) == before
+    if fixed is not None:  # the fix, as the message gives it, passes
+        check_config(compose(*overrides.split()[:-1], *fixed.split()))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a GPU")
+@pytest.mark.parametrize("overrides", ["trainer=gpu", "trainer.accelerator=gpu"])
+def test_a_gpu_asked_for_on_a_machine_without_one_is_one_line(overrides: str) -> None:
+    with pytest.raises(ConfigError, match=r"^trainer.accelerator=gpu is invalid: torch \(.*\) "
+                       r"sees no GPU on this machine. Fix: train on the CPU with trainer=cpu, "
+                       r"or let Lightning choose with trainer.accelerator=auto.$"):
+        check_config(compose(overrides))
+    for fixed in ("trainer=cpu", "trainer.accelerator=auto"):  # either fix, in its place
+        check_config(compose(fixed))
+
+
+def test_a_port_in_use_is_one_line_with_a_free_one(tmp_path: Path) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        cfg = compose_with_hydra(CONF_DIR, [f"port={port}"], "demo")
+        with pytest.raises(ConfigError, match=rf"^port={port} cannot be used on 127.0.0.1 "
+                           rf"\(.*\): another program .* Fix: choose another, e.g. `python "
+                           rf"demo.py port={port + 1}`"):
+            check_config(cfg)

@@ -52,7 +52,9 @@ def compose_with_hydra(config_dir: str | os.PathLike[str],
     keeps composed configs, as the tests do, calls on a copy)."""
     register_resolvers()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+    # The job is named after the config, as `python <config>.py` names it.
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3",
+                               job_name=config_name):
         return compose(config_name=config_name, overrides=list(overrides),
                        return_hydra_config=True)
 

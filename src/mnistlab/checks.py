@@ -14,9 +14,11 @@ own arguments) import them when they are reached.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +29,15 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mnistlab.checkpoint_files import inspect_checkpoint, trained_so_far
-from mnistlab.errors import CheckpointError, ConfigError
+from mnistlab.errors import CheckpointError, ConfigError, exit_with
 from mnistlab.resume import fixed_changes
 
 # How MNISTDataModule may hold the images, and the official training set's size (MNIST and
 # Fashion-MNIST alike), known here without loading torch.
 LOADERS = ("memory", "torchvision")
 TRAIN_IMAGES = 60000
+# What export.py writes (mnistlab.export).
+EXPORT_FORMATS = ("onnx", "torchscript")
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,23 @@ RULES = (
          "null (automatic: when training on a GPU), true or false", "data.pin_memory=true"),
     Rule("data.val_size", lambda v: _is_int(v) and 0 < v < TRAIN_IMAGES,
          f"an integer in (0, {TRAIN_IMAGES})", "data.val_size=5000"),
+    Rule("trainer.devices", lambda v: v == "auto" or (_is_int(v) and (v >= 1 or v == -1))
+         or (isinstance(v, str | ListConfig | list) and len(v) > 0 and not _is_int(v)),
+         "an integer >= 1, -1 (every device), auto, or a list of device ids",
+         "trainer.devices=1"),
+    # eval.py, predict.py and export.py: keys only their configs have.
+    Rule("split", lambda v: v in ("test", "val"), "test or val", "split=test"),
+    Rule("top", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (guesses listed per file)",
+         "top=3"),
+    Rule("output", lambda v: v is None or str(v).lower().endswith((".csv", ".json")),
+         "null or a file name ending in .csv or .json", "output=predictions.csv"),
+    Rule("format", lambda v: v in EXPORT_FORMATS, " or ".join(EXPORT_FORMATS), "format=onnx"),
 )
+# Which settings each entry point cannot do without ("???" in its config).
+REQUIRED = {"ckpt_path": "the checkpoint to use, e.g. "
+                         "ckpt_path=outputs/runs/<date>/<time>/checkpoints/epoch_NNN.ckpt",
+            "inputs": "the pictures to classify: a file, a folder or a list, e.g. "
+                      "inputs=my_digit.png"}
 
 
 # What a training run logs, for optimized_metric (test/acc_class/<class> too).
@@ -104,6 +124,14 @@ def _choices(cfg: DictConfig) -> dict[str, str | None]:
     if "hydra" in cfg:
         return dict(cfg.hydra.runtime.choices)
     return dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+
+
+def _script(cfg: DictConfig) -> str:
+    """The entry point being checked (train.py, eval.py, ...), for the fixes the errors show."""
+    name = OmegaConf.select(cfg, "hydra.job.name", default=None)
+    if name is None and HydraConfig.initialized():
+        name = HydraConfig.get().job.name
+    return f"{name or 'train'}.py"
 
 
 def _config_dirs(cfg: DictConfig) -> list[Path]:
@@ -119,11 +147,20 @@ def _group_files(cfg: DictConfig, group: str) -> dict[str, Path]:
 
 def check_devices(cfg: DictConfig) -> None:
     devices = OmegaConf.select(cfg, "trainer.devices", default=None)
-    if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    if accelerator not in ("gpu", "cuda") and (
+            not isinstance(devices, int) or isinstance(devices, bool) or devices < 1):
         return
     import torch  # 2 s: only a config that names its devices waits for it (see the docstring)
 
-    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    if accelerator in ("gpu", "cuda") and torch.cuda.device_count() == 0:
+        build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} is invalid: torch ({torch.__version__}, "
+            f"{build}) sees no GPU on this machine. Fix: train on the CPU with trainer=cpu, or "
+            "let Lightning choose with trainer.accelerator=auto.")
+    if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
+        return
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto"
                                                  and torch.cuda.is_available())
     available = torch.cuda.device_count() if on_gpu else (os.cpu_count() or 1)
@@ -205,6 +242,46 @@ def check_model_fields(cfg: DictConfig) -> None:
         + (f", e.g. model={having[0]}." if having else "."))
 
 
+def check_trainer_fields(cfg: DictConfig) -> None:
+    """Every field under ``trainer`` must be an argument of Lightning's Trainer."""
+    target = OmegaConf.select(cfg, "trainer._target_", default=None)
+    if target is None:
+        return
+    accepted = _arguments(get_class(target))
+    unknown = [key for key in cfg.trainer if not key.startswith("_") and key not in accepted]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, sorted(accepted), n=1)
+        fix = f"trainer.{close[0]}" if close else "one of the Trainer's settings"
+        raise ConfigError(
+            f"trainer.{key} is not a setting of Lightning's Trainer. Fix: {fix} (`python "
+            f"{_script(cfg)} --cfg job` shows the trainer's settings), or drop it.")
+
+
+def check_output_files(cfg: DictConfig) -> None:
+    """predict.py's ``output`` and export.py's ``out`` name a file to write, not a folder."""
+    for key, example in (("output", "predictions.csv"), ("out", "model.onnx")):
+        value = cfg.get(key)
+        if isinstance(value, str) and Path(value).is_dir():
+            raise ConfigError(f"{key}={value} is a folder. Fix: name the file to write in it, "
+                              f"e.g. {key}={Path(value) / example}.")
+
+
+def check_port(cfg: DictConfig) -> None:
+    """demo.py's ``port`` must be free: Gradio's own message names its environment variable."""
+    if "port" not in cfg or cfg.get("port") is None:
+        return
+    host, port = str(cfg.get("host") or "127.0.0.1"), cfg.port
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, int(port)))
+        except OSError as err:
+            raise ConfigError(
+                f"port={port} cannot be used on {host} ({err.strerror}): another program (an "
+                "earlier demo?) serves there. Fix: choose another, e.g. "
+                f"`python demo.py port={int(port) + 1}`, or stop the other one.") from None
+
+
 def check_checkpoint(cfg: DictConfig) -> None:
     path = cfg.get("ckpt_path")
     if path is None:
@@ -235,10 +312,10 @@ def check_checkpoint(cfg: DictConfig) -> None:
                           f"{listed}. Fix: drop those overrides to resume, or start a new run "
                           "without ckpt_path.")
     _check_schedule_length(path, info.get("config") or {}, cfg)
-    _check_something_left(path, cfg)
+    _check_something_left(path, info.get("config") or {}, cfg)
 
 
-def _check_something_left(path: Path, cfg: DictConfig) -> None:
+def _check_something_left(path: Path, saved: dict[str, Any], cfg: DictConfig) -> None:
     """Going on from a checkpoint whose run already reached this run's end would only test it
     again and overwrite its record: refused, naming how to train longer instead."""
     epochs, steps = trained_so_far(path)
@@ -254,13 +331,18 @@ def _check_something_left(path: Path, cfg: DictConfig) -> None:
     if not reached:
         return
     source = f"resume={cfg.resume}" if cfg.get("resume") else f"ckpt_path={path}"
-    longer = (f"trainer.max_epochs={epochs + 1}" if reached[0].startswith("trainer.max_epochs")
-              else f"trainer.max_steps={2 * steps}")
+    evaluate = f"test it with `python eval.py ckpt_path={path}`"
+    if cfg.get("scheduler") is not None and saved.get("scheduler") is not None:
+        fix = (f"its learning-rate schedule ended with it, so {evaluate}, or start a new run "
+               "with more epochs (python train.py trainer.max_epochs=...).")
+    else:
+        longer = (f"trainer.max_epochs={epochs + 1}" if reached[0].startswith("trainer.max_ep")
+                  else f"trainer.max_steps={2 * steps}")
+        fix = f"add {longer} (or more) to train on, or {evaluate}."
     raise ConfigError(
         f"{source} has nothing left to train: its run already trained {epochs} epoch(s) "
         f"({steps} steps), as far as {' and '.join(reached)} goes, so nothing was changed. "
-        f"Fix: add {longer} (or more) to train on, or test it with "
-        f"`python eval.py ckpt_path={path}`.")
+        f"Fix: {fix}")
 
 
 # Trainer settings that change how many optimizer steps a run takes.
@@ -302,8 +384,8 @@ def _preset_model(path: Path) -> str:
 
 
 CHECKS: tuple[Callable[[DictConfig], None], ...] = (
-    check_devices, check_training_batches, check_optimized_metric, check_model_fields,
-    check_checkpoint)
+    check_output_files, check_port, check_devices, check_training_batches,
+    check_optimized_metric, check_trainer_fields, check_model_fields, check_checkpoint)
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -312,12 +394,24 @@ def check_config(cfg: DictConfig) -> None:
     Single values first (``RULES``), then what depends on several keys, the machine or a file
     (``CHECKS``).
     """
+    script = _script(cfg)
+    for key, what in REQUIRED.items():
+        # A "???" value is not `in` a DictConfig; its key is among the keys.
+        if key in cfg.keys() and OmegaConf.is_missing(cfg, key):  # noqa: SIM118
+            raise ConfigError(f"{key} is required: {what}. Fix: `python {script} {key}=...`.")
     for rule in RULES:
         value = OmegaConf.select(cfg, rule.key, default=None)
         if value is not None and not rule.ok(value):
             raise ConfigError(f"{rule.key}={value!r} is invalid: it must be {rule.requirement}. "
-                              f"Fix: override it, e.g. `python train.py {rule.example}`.")
+                              f"Fix: override it, e.g. `python {script} {rule.example}`.")
     for check in CHECKS:
         check(cfg)
 
 
+def check_or_exit(cfg: DictConfig) -> None:
+    """``check_config``, ending the program with its one line: for the entry points that make
+    no run folder (predict.py, export.py, demo.py), which Hydra's run-start callback skips."""
+    try:
+        check_config(cfg)
+    except ConfigError as err:
+        exit_with(err)
