@@ -6,8 +6,11 @@ import os
 
 import pytest
 
+from mnistlab.build import compose_with_hydra
 from mnistlab.errors import ConfigError
-from mnistlab.run_folder import LOCK, claim, release
+from mnistlab.run_folder import LOCK, check_can_make, claim, release
+from mnistlab.run_start import CheckConfigAndClaimFolder
+from tests.helpers import CONF_DIR
 
 
 def test_a_run_folder_is_locked_while_a_live_run_writes_to_it(tmp_path) -> None:
@@ -22,3 +25,27 @@ def test_a_run_folder_is_locked_while_a_live_run_writes_to_it(tmp_path) -> None:
     assert (folder / LOCK).read_text() == str(os.getpid())
     release(folder)
     assert not (folder / LOCK).exists()
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("{tmp}/a_file/run", "hydra.run.dir={tmp}/a_file/run is invalid: {tmp}/a_file is a file, so "
+     "no folder can be made under it. Fix: choose another folder with hydra.run.dir=<folder>."),
+    ("/sys/mnistlab/run", "hydra.run.dir=/sys/mnistlab/run is invalid: no folder can be made in "
+     "/sys (Operation not permitted). Fix: run from a folder you can write to, or choose one "
+     "with hydra.run.dir=<folder>."),
+    ("{tmp}/" + "x" * 300, "hydra.run.dir={tmp}/" + "x" * 300 + " is invalid: the name "
+     + "x" * 24 + "... is 300 bytes, and this file system allows 255. Fix: a shorter name, "
+     "e.g. hydra.run.dir=outputs/my_run."),
+])
+def test_a_run_folder_that_cannot_be_made_is_one_line_before_anything_is_written(
+        tmp_path, capsys, where: str, message: str) -> None:
+    (tmp_path / "a_file").write_text("kept")
+    config = compose_with_hydra(CONF_DIR, [f"hydra.run.dir={where.format(tmp=tmp_path)}"])
+    with pytest.raises(SystemExit) as exit_info:
+        CheckConfigAndClaimFolder().on_run_start(config)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"Error: {message.format(tmp=tmp_path)}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+    assert (tmp_path / "a_file").read_text() == "kept"
+    # The fix: a folder that can be made.
+    check_can_make(tmp_path / "outputs" / "my_run", "hydra.run.dir")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -44,6 +45,42 @@ def explicit_run_dir(config: DictConfig) -> Path | None:
         return Path(to_absolute_path(str(config.resume)))
     raw = OmegaConf.to_container(config.hydra.run, resolve=False).get("dir", "")
     return None if "${" in str(raw) else Path(str(raw)).resolve()
+
+
+def check_can_make(folder: str | os.PathLike[str], key: str) -> None:
+    """Refuse a run or sweep folder that cannot be made, before Hydra tries: its own error is a
+    traceback, after it may have made part of the path.
+
+    The nearest existing folder above it must be a folder in which one can be made (tried:
+    permissions, read-only file systems and root alike), and each name must fit the file
+    system.
+    """
+    path = Path(to_absolute_path(str(folder)))
+    existing = path
+    while not _exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={folder} is invalid: {existing} is a file, so no folder can be "
+                          f"made under it. Fix: choose another folder with {key}=<folder>.")
+    limit = os.pathconf(existing, "PC_NAME_MAX")
+    long = next((part for part in path.parts if len(os.fsencode(part)) > limit), None)
+    if long is not None:
+        raise ConfigError(f"{key}={folder} is invalid: the name {long[:24]}... is "
+                          f"{len(os.fsencode(long))} bytes, and this file system allows {limit}. "
+                          f"Fix: a shorter name, e.g. {key}=outputs/my_run.")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=existing))
+    except OSError as err:
+        raise ConfigError(f"{key}={folder} is invalid: no folder can be made in {existing} "
+                          f"({err.strerror}). Fix: run from a folder you can write to, or choose "
+                          f"one with {key}=<folder>.") from None
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system
+        return False
 
 
 def claim(folder: Path, ckpt_path: str | None) -> None:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from mnistlab.checks import check_config
 from mnistlab.errors import ConfigError, exit_with
 from mnistlab.resume import resumed_config
-from mnistlab.run_folder import claim, explicit_run_dir, release
+from mnistlab.run_folder import check_can_make, claim, explicit_run_dir, release
 
 
 class CheckConfigAndClaimFolder(Callback):
@@ -36,6 +36,7 @@ class CheckConfigAndClaimFolder(Callback):
                 resumed.hydra = config.hydra
                 config = resumed
             check_config(config)
+            check_can_make(config.hydra.run.dir, "hydra.run.dir")
             folder = explicit_run_dir(config)
             # Lightning starts the other DDP ranks with hydra.run.dir set to rank 0's folder.
             if folder is not None and os.environ.get("LOCAL_RANK", "0") == "0":
@@ -51,5 +52,6 @@ class CheckConfigAndClaimFolder(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             check_config(config)
+            check_can_make(config.hydra.sweep.dir, "hydra.sweep.dir")
         except ConfigError as err:
             exit_with(err)
