@@ -48,11 +48,30 @@ def open_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Im
     return image
 
 
+# Grayscale modes with more than 8 bits (16-bit PNGs and TIFFs, 32-bit integer or float
+# images): Pillow's conversion to RGBA clips their values at 255 instead of scaling them.
+HIGH_DEPTH = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _high_depth_gray(image: Image.Image) -> np.ndarray:
+    """Gray in [0, 1], scaled by the range the values were written in (8, 16 bits, or 0..1)."""
+    values = np.asarray(image, dtype=np.float64)
+    top = float(values.max(initial=0))
+    if image.mode.startswith("I;16"):
+        scale = 65535.0
+    else:  # "I" or "F": the smallest usual range that holds every value
+        scale = next((r for r in (1.0, 255.0, 65535.0) if top <= r), top)
+    return np.clip(values / scale, 0.0, 1.0)
+
+
 def ink_map(image: Image.Image) -> np.ndarray:
     """Float ink intensity in [0, 1] (1: full ink) for any mode, either polarity, any alpha."""
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255
-    gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
-    alpha = rgba[..., 3]
+    if image.mode in HIGH_DEPTH:
+        gray, alpha = _high_depth_gray(image), np.ones(image.size[::-1])
+    else:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
+        alpha = rgba[..., 3]
     if alpha.min() < 0.99:
         # Transparent parts are background: put them behind in the colour that contrasts with
         # what is drawn, so dark strokes on a transparent canvas stay dark strokes.
