@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mnistlab.checkpoint_files import trained_so_far
 from mnistlab.models import MLPBatchNorm
 from mnistlab.training import run, train
 from tests.helpers import TINY_TEST
@@ -124,3 +126,22 @@ def test_a_diverging_run_ends_with_status_3_and_records_why(make_cfg, overrides,
     assert record["status"] == "failed" and record["error"].startswith(message)
     assert "lower the learning rate, e.g. optimizer.lr=" in record["error"]
     assert record["best_checkpoint"] is None
+
+
+@pytest.mark.slow
+def test_max_time_stops_within_the_first_epoch_and_says_so_once(make_cfg) -> None:
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    timer_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # Lightning's info
+    timer_log.addHandler(handler)
+    try:
+        cfg = make_cfg("+trainer.max_time=00:00:00:01", "trainer.limit_train_batches=40",
+                       "+callbacks.slow._target_=tests.helpers.SlowSteps",
+                       "+callbacks.slow.seconds=0.1")
+        train(cfg)
+    finally:
+        timer_log.removeHandler(handler)
+    _, steps = trained_so_far(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    assert 0 < steps < 40  # stopped within the epoch (1 s: about 10 steps), not at its end
+    assert sum("Time limit reached" in message for message in said) == 1, said
