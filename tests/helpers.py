@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.datasets.utils import calculate_md5
@@ -88,12 +89,15 @@ def run_cli(script: str, *args: str, cwd: Path, data_dir: Path) -> subprocess.Co
 
 class KillAtStep(L.Callback):
     """Sends its own process a signal (SIGKILL: a crash, no cleanup) after optimizer step
-    ``step``, so a test interrupts a real run at a known point."""
+    ``step``, so a test interrupts a real run at a known point; in a sweep, only in job number
+    ``job`` (None: every job)."""
 
-    def __init__(self, step: int, signum: int = signal.SIGKILL) -> None:
-        self.step, self.signum = step, signum
+    def __init__(self, step: int, signum: int = signal.SIGKILL, job: int | None = None) -> None:
+        self.step, self.signum, self.job = step, signum, job
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if self.job is not None and HydraConfig.get().job.num != self.job:
+            return
         if trainer.global_step == self.step:
             os.kill(os.getpid(), self.signum)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -188,3 +189,53 @@ def test_ddp_trains_once_and_its_metrics_equal_a_single_process_evaluation(tmp_p
     tags.Reload()
     [(_, run)] = tags.Runs().items()
     assert {"figures/test_confusion_matrix", "images/test_misclassified"} <= set(run["images"])
+
+
+def test_a_signalled_sweep_summarises_and_its_command_resumes_it_to_every_job(
+        tmp_path, data_dir) -> None:
+    """SIGTERM in job 1 of 3: job 0 is kept, job 1 saved last.ckpt; the printed command runs
+    the sweep again in its folder, which keeps job 0 as it is, resumes job 1 and runs job 2."""
+    sweep = tmp_path / "sweep"
+    kill = ["+callbacks.kill._target_=tests.helpers.KillAtStep", "+callbacks.kill.step=3",
+            f"+callbacks.kill.signum={int(signal.SIGTERM)}", "+callbacks.kill.job=1"]
+    command = [*SHORT, "trainer.limit_train_batches=6", "optimizer.lr=0.01,0.02,0.03", *kill]
+    stopped = run_cli("train.py", "-m", *command, f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+                      data_dir=data_dir)
+    assert stopped.returncode == 143, stopped.stderr
+    said = stopped.stdout + stopped.stderr
+    assert "Traceback" not in said
+    rows = {row["job"]: row for row in table(sweep)}
+    assert rows["0"]["status"] == "completed" and rows["1"]["status"].startswith("interrupted")
+    assert (sweep / "summary.md").read_text().splitlines()[-1] in stopped.stdout
+    hint = next(line for line in said.splitlines() if "resume the sweep with: " in line)
+    resume = shlex.split(hint.split("resume the sweep with: ", 1)[1])
+    assert resume[:3] == ["python", str(ROOT / "train.py"), "-m"]
+    assert resume[-1] == f"hydra.sweep.dir={sweep}"
+    kept = (sweep / "0_optimizer.lr=0.01" / "result.json").read_bytes()
+
+    # Another command into the folder, or a second sweep while one holds it: refused.
+    other = run_cli("train.py", "-m", *SHORT, "optimizer.lr=0.5,0.6", f"hydra.sweep.dir={sweep}",
+                    cwd=tmp_path, data_dir=data_dir)
+    assert other.returncode == 2 and other.stderr.startswith(
+        f"Error: hydra.sweep.dir={sweep} holds a sweep of another command (its overrides: ")
+    assert "it adds optimizer.lr=0.5,0.6; it drops " in other.stderr
+    (sweep / ".mnistlab.lock").write_text(str(os.getpid()))  # a live process holds it
+    busy = subprocess.run([sys.executable, *resume[1:]], cwd=tmp_path, capture_output=True,
+                          text=True, env=os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)})
+    assert busy.returncode == 2 and busy.stderr == (
+        f"Error: hydra.sweep.dir={sweep} is in use by another sweep (process {os.getpid()}). "
+        "Fix: wait for it to finish, or choose another folder.\n")
+    (sweep / ".mnistlab.lock").unlink()
+
+    resumed = subprocess.run([sys.executable, *resume[1:]], cwd=tmp_path, capture_output=True,
+                             text=True, env=os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)})
+    assert resumed.returncode == 0, resumed.stderr
+    assert (sweep / "0_optimizer.lr=0.01" / "result.json").read_bytes() == kept
+    runs = results(sweep)
+    assert {run["status"] for run in runs.values()} == {"completed"} and len(runs) == 3
+    again = runs["1_optimizer.lr=0.02"]
+    assert again["resumed_from"] == str(sweep / "1_optimizer.lr=0.02" / "checkpoints" /
+                                        "last.ckpt")
+    assert 0 < again["epoch_seconds"][0] < again["seconds"]
+    assert [row["status"] for row in table(sweep)] == ["completed"] * 3
+    assert not (sweep / ".mnistlab.lock").exists()

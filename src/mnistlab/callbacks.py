@@ -34,9 +34,13 @@ class EpochTimer(Callback):
             torch.cuda.synchronize(pl_module.device)
         return time.perf_counter()
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A run resumed within an epoch starts there, without on_train_epoch_start: its first
+        # figure is the time of the rest of that epoch.
         self._validation = 0.0
         self._start = self._now(pl_module)
+
+    on_train_epoch_start = on_train_start
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._validation_start = self._now(pl_module)

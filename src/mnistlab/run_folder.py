@@ -9,6 +9,7 @@ runs tested each other's checkpoints.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from datetime import datetime
@@ -95,22 +96,65 @@ def claim(folder: Path, ckpt_path: str | None) -> None:
             "there would overwrite its record. Fix: leave hydra.run.dir out for a fresh folder"
             f"{resume}.")
     folder.mkdir(parents=True, exist_ok=True)
+    _lock(folder, "hydra.run.dir", "run")
+
+
+def claim_sweep(folder: Path, overrides: list[str]) -> bool:
+    """Refuse a sweep folder that holds a sweep of another command or that a running sweep
+    uses, then lock it. True: the folder holds an earlier run of this same sweep, which goes on
+    (``job_left_off`` says, per job, what is kept and what goes on).
+
+    Without this, a second sweep into the folder ran beside the first, its jobs took the same
+    numbers and the summary mixed both.
+    """
+    saved = folder / "multirun.yaml"
+    resuming = saved.is_file()
+    if resuming:
+        before = list(OmegaConf.load(saved).hydra.overrides.task)
+        if sorted(before) != sorted(overrides):
+            differs = "; ".join(part for part in (
+                "it adds " + " ".join(o for o in overrides if o not in before),
+                "it drops " + " ".join(o for o in before if o not in overrides))
+                if not part.endswith(("adds ", "drops ")))
+            raise ConfigError(
+                f"hydra.sweep.dir={folder} holds a sweep of another command (its overrides: "
+                f"{' '.join(before) or 'none'}); {differs}. Fix: run that command again to "
+                "resume it, or choose another folder with hydra.sweep.dir=<folder>.")
+    folder.mkdir(parents=True, exist_ok=True)
+    _lock(folder, "hydra.sweep.dir", "sweep")
+    return resuming
+
+
+def job_left_off(folder: Path) -> tuple[str, Path | None]:
+    """How an earlier run of a sweep left a job's folder: ``("completed", None)`` (kept as it
+    is), ``("interrupted", last.ckpt)`` (goes on from there, also after SIGKILL) or
+    ``("new", None)``."""
+    result = folder / "result.json"
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(result.read_text()).get("status") == "completed":
+            return "completed", None
+    last = folder / "checkpoints" / "last.ckpt"
+    return ("interrupted", last) if last.is_file() else ("new", None)
+
+
+def _lock(folder: Path, key: str, what: str) -> None:
+    """Take ``folder``'s lock for this process; a lock whose process has ended is taken over."""
     lock = folder / LOCK
     for _ in range(2):
         try:
             descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             owner = _owner(lock)
-            if owner is not None and alive(owner):
+            if owner is not None and owner != os.getpid() and alive(owner):
                 raise ConfigError(
-                    f"hydra.run.dir={folder} is in use by another run (process {owner}). Fix: "
+                    f"{key}={folder} is in use by another {what} (process {owner}). Fix: "
                     "wait for it to finish, or choose another folder.") from None
             lock.unlink(missing_ok=True)  # left by a run that was killed
             continue
         with os.fdopen(descriptor, "w") as f:
             f.write(str(os.getpid()))
         return
-    raise ConfigError(f"hydra.run.dir={folder}: could not lock it ({lock}); remove that file")
+    raise ConfigError(f"{key}={folder}: could not lock it ({lock}); remove that file")
 
 
 def release(folder: Path) -> None:

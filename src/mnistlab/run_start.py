@@ -7,16 +7,21 @@ before any run or sweep folder exists.
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
 from mnistlab.checks import check_config
 from mnistlab.errors import ConfigError, exit_with
 from mnistlab.resume import resumed_config
-from mnistlab.run_folder import check_can_make, claim, explicit_run_dir, release
+from mnistlab.run_folder import check_can_make, claim, claim_sweep, explicit_run_dir, release
+
+log = logging.getLogger(__name__)
 
 
 class CheckConfigAndClaimFolder(Callback):
@@ -53,5 +58,12 @@ class CheckConfigAndClaimFolder(Callback):
         try:
             check_config(config)
             check_can_make(config.hydra.sweep.dir, "hydra.sweep.dir")
+            folder = Path(to_absolute_path(config.hydra.sweep.dir))
+            if claim_sweep(folder, list(config.hydra.overrides.task)):
+                log.info("resuming the sweep in %s: completed jobs are kept, interrupted ones go "
+                         "on from their last.ckpt, the others start", folder)
         except ConfigError as err:
             exit_with(err)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        release(Path(to_absolute_path(config.hydra.sweep.dir)))

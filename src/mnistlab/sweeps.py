@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -95,3 +97,12 @@ def job_threads() -> int | None:
     if n_jobs < 0:  # joblib's convention: -1 is one job per core, -2 all cores but one, ...
         n_jobs = max(1, cores + 1 + n_jobs)
     return max(1, cores // n_jobs)
+
+
+def resume_command(script: str, sweep_dir: Path) -> str:
+    """The command that runs the sweep in ``sweep_dir`` again, to resume it: its overrides
+    (``multirun.yaml``, as Hydra saved them) and its folder."""
+    saved = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides
+    hydra = [o for o in saved.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
+    words = [*saved.task, *hydra, f"hydra.sweep.dir={sweep_dir}"]
+    return f"python {script} -m " + " ".join(shlex.quote(word) for word in words)

@@ -3,6 +3,7 @@ the outcome (completed, failed or interrupted) in the run folder's result.json."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -20,7 +21,7 @@ from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mnistlab.build import build
 from mnistlab.callbacks import EpochTimer
@@ -31,8 +32,10 @@ from mnistlab.errors import ConfigError, exit_with
 from mnistlab.hparams import hparams_entry, write_hparams
 from mnistlab.internals import frozen_garbage, skip_empty_step_hooks
 from mnistlab.resume import allowed_changes, resumed_config
+from mnistlab.run_folder import job_left_off
 from mnistlab.stopping import RunInterrupted, RunStopped, SignalCheckpoint
-from mnistlab.sweeps import job_threads
+from mnistlab.summary import write_summary
+from mnistlab.sweeps import job_threads, resume_command
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +171,17 @@ def run(cfg: DictConfig) -> float:
     """
     if cfg.get("resume"):  # go on with the run's own config, in its own folder
         cfg = resumed_config(cfg, HydraConfig.get().overrides.task)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:  # a sweep run again in its folder
+        state, last = job_left_off(Path(cfg.paths.output_dir))
+        if state == "completed":
+            log.info("kept: this job completed in an earlier run of the sweep (result.json)")
+            result = json.loads((Path(cfg.paths.output_dir) / "result.json").read_text())
+            value = (result.get("metrics") or {}).get(cfg.optimized_metric)
+            return float("nan") if value is None else float(value)
+        if state == "interrupted" and cfg.get("ckpt_path") is None:
+            log.info("going on from %s, where an earlier run of the sweep stopped", last)
+            with open_dict(cfg):
+                cfg.ckpt_path = str(last)
     resumed = _resumed(cfg)
     try:
         result = train(cfg)
@@ -190,7 +204,13 @@ def _end_run(cfg: DictConfig, err: Exception, resumed: dict[str, object]) -> NoR
     if rank_zero_only.rank == 0 and getattr(err, "result", None) is not None:
         _save(cfg, err.result, status=err.status, error=str(err), **resumed)
     log.error("%s", err)
-    if isinstance(err, RunInterrupted) and err.checkpoint:
+    if isinstance(err, RunInterrupted) and HydraConfig.get().mode == RunMode.MULTIRUN:
+        sweep_dir = Path(HydraConfig.get().sweep.dir).resolve()
+        with contextlib.suppress(FileNotFoundError):
+            text, _ = write_summary(sweep_dir, metric=cfg.get("optimized_metric"))
+            print(f"\n{text}\nwritten to {sweep_dir / 'summary.md'} and summary.csv", flush=True)
+        log.error("resume the sweep with: %s", resume_command(sys.argv[0], sweep_dir))
+    elif isinstance(err, RunInterrupted) and err.checkpoint:
         log.error("resume with: python %s resume=%s", sys.argv[0],
                   Path(cfg.paths.output_dir).resolve())
     raise SystemExit(err.exit_code) from None
