@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from omegaconf import OmegaConf
 
 from mnistlab.build import compose_with_hydra
 from mnistlab.errors import ConfigError
-from mnistlab.run_folder import LOCK, check_can_make, claim, release
+from mnistlab.run_folder import LOCK, check_can_make, claim, claim_sweep, job_left_off, release
 from mnistlab.run_start import CheckConfigAndClaimFolder
 from tests.helpers import CONF_DIR
 
@@ -49,3 +50,44 @@ def test_a_run_folder_that_cannot_be_made_is_one_line_before_anything_is_written
     assert (tmp_path / "a_file").read_text() == "kept"
     # The fix: a folder that can be made.
     check_can_make(tmp_path / "outputs" / "my_run", "hydra.run.dir")
+
+
+def test_a_sweep_folder_holds_one_sweep_and_resumes_only_its_own_command(tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    command = ["model=cnn,mlp_bn", "trainer.max_epochs=2"]
+    assert claim_sweep(sweep, command) is False  # a new sweep
+    with pytest.raises(ConfigError, match=rf"^hydra.sweep.dir={sweep} is in use by another "
+                                          r"sweep \(process ") as err:
+        (sweep / LOCK).write_text(str(os.getppid()))  # another live process holds it
+        claim_sweep(sweep, command)
+    assert str(os.getppid()) in str(err.value)
+    release(sweep)  # not ours: left in place
+    assert (sweep / LOCK).read_text() == str(os.getppid())
+    (sweep / LOCK).write_text("999999999")  # that sweep was killed
+    OmegaConf.save({"hydra": {"overrides": {"task": command}}}, sweep / "multirun.yaml")
+    assert claim_sweep(sweep, list(reversed(command))) is True  # the same command resumes
+    release(sweep)
+    with pytest.raises(ConfigError) as err:
+        claim_sweep(sweep, ["model=cnn,mlp_bn", "trainer.max_epochs=3"])
+    assert str(err.value) == (
+        f"hydra.sweep.dir={sweep} holds a sweep of another command (its overrides: "
+        "model=cnn,mlp_bn trainer.max_epochs=2); it adds trainer.max_epochs=3; it drops "
+        "trainer.max_epochs=2. Fix: run that command again to resume it, or choose another "
+        "folder with hydra.sweep.dir=<folder>.")
+
+
+@pytest.mark.parametrize(("files", "state"), [
+    ({"result.json": '{"status": "completed"}', "checkpoints/last.ckpt": "w"}, "completed"),
+    ({"result.json": '{"status": "interrupted"}', "checkpoints/last.ckpt": "w"}, "interrupted"),
+    ({"checkpoints/last.ckpt": "w"}, "interrupted"),  # killed: no record, a checkpoint
+    ({"result.json": '{"status": "compl', "checkpoints/last.ckpt": "w"}, "interrupted"),
+    ({"result.json": '{"status": "failed"}'}, "new"),
+    ({}, "new"),
+])
+def test_a_sweep_job_goes_on_from_where_it_was_left(tmp_path, files, state) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    left, last = job_left_off(tmp_path)
+    assert left == state
+    assert last == (tmp_path / "checkpoints" / "last.ckpt" if state == "interrupted" else None)
