@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -127,3 +129,40 @@ def test_a_used_folder_is_refused_and_a_run_goes_on_in_its_own_folder(tmp_path,
     assert record["resumed_from"] == str(last)
     assert list(record["changed"]) == ["trainer.max_epochs"]
     assert record["changed"]["trainer.max_epochs"][1] == 3
+
+
+def _memory_limit(gigabytes: float) -> Callable[[], None]:
+    """A child process's address space capped, so that a large batch cannot be allocated."""
+    def limit() -> None:
+        size = int(gigabytes * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+    return limit
+
+
+@pytest.mark.slow
+def test_a_batch_that_does_not_fit_in_memory_is_one_line_and_its_hint_leads_to_a_run(
+        tmp_path, data_dir) -> None:
+    short = ["model=cnn", "trainer=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+             "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+             "trainer.enable_progress_bar=false", "callbacks.input_images=null",
+             "callbacks.test_report=null"]
+    batch, tries = "data.batch_size=20000", 0
+    env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
+    while True:  # follow the hint, as a user would, until the run fits
+        folder = tmp_path / f"run{tries}"
+        done = subprocess.run([sys.executable, str(ROOT / "train.py"), *short, batch,
+                               f"hydra.run.dir={folder}"], cwd=tmp_path, env=env, text=True,
+                              capture_output=True, preexec_fn=_memory_limit(6))
+        said = done.stdout + done.stderr
+        if done.returncode == 0:
+            break
+        assert done.returncode == 1 and "Traceback" not in said, said[-3000:]
+        record = json.loads((folder / "result.json").read_text())
+        assert record["status"] == "failed"
+        assert record["error"].startswith(f"out of memory with {batch}: a tensor of ")
+        assert record["error"] in said
+        batch = record["error"].rsplit("e.g. ", 1)[1].rstrip(".").split(",")[0]
+        tries += 1
+        assert tries < 4, record["error"]
+    assert tries >= 1 and json.loads((folder / "result.json").read_text())["status"] == \
+        "completed"

@@ -8,6 +8,7 @@ message that says what happened and what to do, and a non-zero exit status.
 from __future__ import annotations
 
 import math
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 from mnistlab.checkpoints import last_checkpoint_path
@@ -48,6 +50,34 @@ class RunInterrupted(RunStopped):
     @property
     def exit_code(self) -> int:  # the shell's convention: 128 + the signal number
         return 128 + self.signum
+
+
+class OutOfMemory(RunStopped):
+    """A batch did not fit in memory (the CPU's or the GPU's): reported with the batch sizes
+    and a smaller one to try, instead of a traceback of the allocator."""
+
+    @classmethod
+    def from_error(cls, err: BaseException, cfg: Any) -> OutOfMemory | None:
+        """The error as OutOfMemory when it is torch's out-of-memory error, else None."""
+        said = str(err)
+        if not (isinstance(err, torch.OutOfMemoryError) or (
+                isinstance(err, RuntimeError) and ("can't allocate memory" in said
+                                                   or "out of memory" in said.lower()))):
+            return None
+        batch = int(cfg.data.batch_size)
+        evaluation = cfg.data.get("eval_batch_size")
+        smaller = max(1, batch // 4)
+        also = (f", and data.eval_batch_size={max(1, int(evaluation) // 4)} for validation and "
+                "testing" if evaluation and int(evaluation) > smaller else "")
+        asked = re.search(r"tried to allocate ([0-9.]+) ?(bytes|[KMG]i?B)", said)
+        if asked and asked.group(2) == "bytes":
+            detail = f"a tensor of {int(asked.group(1)) / 1e9:.2f} GB did not fit"
+        elif asked:
+            detail = f"{asked.group(1)} {asked.group(2)} more did not fit"
+        else:
+            detail = (said.strip().splitlines() or [type(err).__name__])[0][:120]
+        return cls(f"out of memory with data.batch_size={batch}: {detail}. Fix: a smaller "
+                   f"batch, e.g. data.batch_size={smaller}{also}.")
 
 
 class DivergenceGuard(Callback):

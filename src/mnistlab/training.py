@@ -33,7 +33,7 @@ from mnistlab.hparams import hparams_entry, write_hparams
 from mnistlab.internals import frozen_garbage, skip_empty_step_hooks
 from mnistlab.resume import allowed_changes, resumed_config
 from mnistlab.run_folder import job_left_off
-from mnistlab.stopping import RunInterrupted, RunStopped, SignalCheckpoint
+from mnistlab.stopping import OutOfMemory, RunInterrupted, RunStopped, SignalCheckpoint
 from mnistlab.summary import write_summary
 from mnistlab.sweeps import job_threads, resume_command
 
@@ -185,7 +185,8 @@ def run(cfg: DictConfig) -> float:
     resumed = _resumed(cfg)
     try:
         result = train(cfg)
-    except Exception as err:
+    except Exception as caught:
+        err = OutOfMemory.from_error(caught, cfg) or caught
         if isinstance(err, RunInterrupted) or HydraConfig.get().mode != RunMode.MULTIRUN:
             _end_run(cfg, err, resumed)
         return _record_failed_job(cfg, err, resumed)
@@ -201,8 +202,9 @@ def _end_run(cfg: DictConfig, err: Exception, resumed: dict[str, object]) -> NoR
         exit_with(err, status=1)
     if not isinstance(err, RunStopped):
         raise err
-    if rank_zero_only.rank == 0 and getattr(err, "result", None) is not None:
-        _save(cfg, err.result, status=err.status, error=str(err), **resumed)
+    if rank_zero_only.rank == 0 and (getattr(err, "result", None) is not None
+                                     or isinstance(err, OutOfMemory)):
+        _save(cfg, getattr(err, "result", None), status=err.status, error=str(err), **resumed)
     log.error("%s", err)
     if isinstance(err, RunInterrupted) and HydraConfig.get().mode == RunMode.MULTIRUN:
         sweep_dir = Path(HydraConfig.get().sweep.dir).resolve()
