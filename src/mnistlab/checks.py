@@ -385,7 +385,9 @@ def _preset_model(path: Path) -> str:
 
 CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     check_output_files, check_port, check_devices, check_training_batches,
-    check_optimized_metric, check_trainer_fields, check_model_fields, check_checkpoint)
+    check_optimized_metric, check_checkpoint, check_trainer_fields, check_model_fields)
+# (In this order the checks that import Lightning, to read the Trainer's and the networks'
+# arguments, come last: a refused checkpoint answers after importing torch alone.)
 
 
 def check_config(cfg: DictConfig) -> None:
