@@ -28,11 +28,25 @@ def test_a_run_folder_is_locked_while_a_live_run_writes_to_it(tmp_path) -> None:
     assert not (folder / LOCK).exists()
 
 
+def _sys_refusal() -> str:
+    """What the kernel says to a new folder in /sys, which nobody may make (root included):
+    read-only in most containers, not permitted elsewhere."""
+    try:
+        os.mkdir("/sys/mnistlab-probe")
+    except OSError as err:
+        return err.strerror
+    os.rmdir("/sys/mnistlab-probe")
+    return "made"
+
+
+SYS = _sys_refusal()
+
+
 @pytest.mark.parametrize(("where", "message"), [
     ("{tmp}/a_file/run", "hydra.run.dir={tmp}/a_file/run is invalid: {tmp}/a_file is a file, so "
      "no folder can be made under it. Fix: choose another folder with hydra.run.dir=<folder>."),
     ("/sys/mnistlab/run", "hydra.run.dir=/sys/mnistlab/run is invalid: no folder can be made in "
-     "/sys (Operation not permitted). Fix: run from a folder you can write to, or choose one "
+     "/sys ({sys_refusal}). Fix: run from a folder you can write to, or choose one "
      "with hydra.run.dir=<folder>."),
     ("{tmp}/" + "x" * 300, "hydra.run.dir={tmp}/" + "x" * 300 + " is invalid: the name "
      + "x" * 24 + "... is 300 bytes, and this file system allows 255. Fix: a shorter name, "
@@ -45,7 +59,7 @@ def test_a_run_folder_that_cannot_be_made_is_one_line_before_anything_is_written
     with pytest.raises(SystemExit) as exit_info:
         CheckConfigAndClaimFolder().on_run_start(config)
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == f"Error: {message.format(tmp=tmp_path)}\n"
+    assert capsys.readouterr().err == f"Error: {message.format(tmp=tmp_path, sys_refusal=SYS)}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
     assert (tmp_path / "a_file").read_text() == "kept"
     # The fix: a folder that can be made.
