@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,29 +59,13 @@ def tiny_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def make_cfg(tmp_path: Path, tiny_dir: Path) -> Callable[..., DictConfig]:
     """Build a config that trains a few batches of the tiny set on the CPU under tmp_path."""
-    from tests.helpers import TINY_VAL, compose  # Lightning: see the module's docstring
+    from tests.helpers import small_config  # Lightning: see the module's docstring
 
-    small_run = ["trainer=cpu", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
-                 "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
-                 "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false",
-                 "callbacks.model_summary.max_depth=0", "data._target_=tests.helpers.TinyMNIST",
-                 # Figures take a second each; the dashboard tests switch them back on.
-                 "callbacks.input_images=null", "callbacks.test_report.misclassified=0",
-                 "callbacks.test_report.confusion_matrix=false",
-                 # A constant lr: PyTorch's OneCycleLR divides by zero on exactly 4 steps
-                 # (pct_start 0.25 x 4 = 1); tests of the schedule set it themselves.
-                 "~scheduler",
-                 f"data.val_size={TINY_VAL}", "data.eval_batch_size=100"]
     runs = itertools.count()
 
     def make(*overrides: str) -> DictConfig:
-        """Later overrides win; each config gets its own output folder, as each run would."""
-        chosen = {o.split("=")[0].lstrip("+~") for o in overrides}
-        cfg = compose(*[o for o in small_run if o.lstrip("~") not in chosen], *overrides)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path / f"run{next(runs)}")
-            cfg.paths.data_dir = str(tiny_dir)
-        return cfg
+        """Each config gets its own output folder, as each run would."""
+        return small_config(tmp_path / f"run{next(runs)}", tiny_dir, *overrides)
 
     return make
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.datasets.utils import calculate_md5
 
@@ -38,6 +38,30 @@ def compose(*overrides: str) -> DictConfig:
     if overrides not in _COMPOSED:
         _COMPOSED[overrides] = compose_with_hydra(CONF_DIR, overrides)
     return as_run_config(copy.deepcopy(_COMPOSED[overrides]))
+
+
+# A run of a few batches of the tiny set on the CPU, for the in-process tests.
+SMALL_RUN = ("trainer=cpu", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
+             "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
+             "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false",
+             "callbacks.model_summary.max_depth=0", "data._target_=tests.helpers.TinyMNIST",
+             # Figures take a second each; the dashboard tests switch them back on.
+             "callbacks.input_images=null", "callbacks.test_report.misclassified=0",
+             "callbacks.test_report.confusion_matrix=false",
+             # A constant lr: PyTorch's OneCycleLR divides by zero on exactly 4 steps
+             # (pct_start 0.25 x 4 = 1); tests of the schedule set it themselves.
+             "~scheduler",
+             f"data.val_size={TINY_VAL}", "data.eval_batch_size=100")
+
+
+def small_config(output_dir: Path, tiny_dir: Path, *overrides: str) -> DictConfig:
+    """``SMALL_RUN`` with ``overrides`` (later ones win), writing into ``output_dir``."""
+    chosen = {o.split("=")[0].lstrip("+~") for o in overrides}
+    cfg = compose(*[o for o in SMALL_RUN if o.lstrip("~") not in chosen], *overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.data_dir = str(tiny_dir)
+    return cfg
 
 
 class TinyMNIST(MNISTDataModule):

@@ -12,14 +12,16 @@ from mnistlab.build import compose_config
 from mnistlab.evaluation import evaluate
 from mnistlab.loading import load_model
 from mnistlab.training import train
-from tests.helpers import CONF_DIR, TINY_TEST, TINY_VAL
+from tests.helpers import CONF_DIR, TINY_TEST, TINY_VAL, small_config
 
 
-@pytest.fixture
-def trained(make_cfg):
-    """A short run of the deeper CNN that tests all 1,000 tiny test images."""
-    cfg = make_cfg("model=cnn_deep", "trainer.max_epochs=2", "trainer.limit_test_batches=null",
-                   "augment=shift", "model.hidden=[64]")
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_dir):
+    """A short run of the deeper CNN that tests all 1,000 tiny test images; the tests here
+    only read it, so it is trained once for all of them."""
+    cfg = small_config(tmp_path_factory.mktemp("trained") / "run", tiny_dir, "model=cnn_deep",
+                       "trainer.max_epochs=2", "trainer.limit_test_batches=null",
+                       "augment=shift", "model.hidden=[64]")
     return cfg, train(cfg)
 
 
