@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from mnistlab.checks import check_config
 from mnistlab.errors import ConfigError, exit_with
 from mnistlab.resume import resumed_config
 from mnistlab.run_folder import check_can_make, claim, claim_sweep, explicit_run_dir, release
+from mnistlab.sweeps import STOPPED, pass_signals_to_jobs, resume_command, stopped_by
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,15 @@ class CheckConfigAndClaimFolder(Callback):
                          "on from their last.ckpt, the others start", folder)
         except ConfigError as err:
             exit_with(err)
+        (folder / STOPPED).unlink(missing_ok=True)  # left by the run that was resumed
+        pass_signals_to_jobs(folder)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        release(Path(to_absolute_path(config.hydra.sweep.dir)))
+        """Runs after the summary was printed (Hydra calls the end hooks in reverse)."""
+        folder = Path(to_absolute_path(config.hydra.sweep.dir))
+        release(folder)
+        signum = stopped_by(folder)
+        if signum is not None:
+            log.error("stopped by %s; resume the sweep with: %s", signal.Signals(signum).name,
+                      resume_command(sys.argv[0], folder))
+            raise SystemExit(128 + signum)

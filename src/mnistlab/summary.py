@@ -26,7 +26,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab.sweeps import short_value
+from mnistlab.sweeps import short_value, stopped_by
 from mnistlab.tables import machine, markdown, provenance, write_into_page, write_tables
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class SummariseSweep(Callback):
             return
         print(f"\n{text}\nwritten to {sweep_dir / 'summary.md'} and summary.csv", flush=True)
         bad = failed(jobs)
-        if bad:
+        if bad and stopped_by(sweep_dir) is None:  # a stopped sweep exits with its signal
             print(f"Error: {len(bad)} of {len(jobs)} jobs failed: "
                   + ", ".join(job.folder.name for job in bad)
                   + " (each folder keeps its log and result.json)", file=sys.stderr)

@@ -9,10 +9,12 @@ that run jobs in other processes pass on too. ``job_name`` (an OmegaConf resolve
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shlex
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.overrides import parse_overrides
+from mnistlab.processes import descendants
 
 SWEEP_KEYS_ENV = "MNISTLAB_SWEEP_KEYS"
 # Where job folder numbers start: a resumed search numbers its jobs after the earlier ones.
@@ -106,3 +109,44 @@ def resume_command(script: str, sweep_dir: Path) -> str:
     hydra = [o for o in saved.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
     words = [*saved.task, *hydra, f"hydra.sweep.dir={sweep_dir}"]
     return f"python {script} -m " + " ".join(shlex.quote(word) for word in words)
+
+
+# Written into the sweep folder by the sweep's process when a signal stops the sweep: jobs that
+# have not started see it and do not start; the sweep's end reads the signal from it.
+STOPPED = ".stopped"
+# The sweep's own process id, passed on to launchers' worker processes.
+SWEEP_PID_ENV = "MNISTLAB_SWEEP_PID"
+
+
+def pass_signals_to_jobs(sweep_dir: Path) -> None:
+    """SIGINT and SIGTERM to the sweep's process reach every process it started.
+
+    Launchers that run jobs in worker processes (joblib) leave them running, unsupervised,
+    when the sweep's process is signalled; here each running job gets the signal and stops as
+    a single run does (last.ckpt, ``interrupted``), the jobs not started yet are skipped, and
+    the sweep ends with its summary (``stopped_by``). The default launcher runs jobs in the
+    sweep's own process, where the job's own handler takes the signal while it trains.
+    """
+    os.environ[SWEEP_PID_ENV] = str(os.getpid())
+
+    def forward(signum: int, frame: Any) -> None:
+        (sweep_dir / STOPPED).write_text(str(signum))
+        for pid in descendants(os.getpid()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+
+
+def in_worker_process() -> bool:
+    """True in a launcher's worker process, where a job's end must not end the sweep."""
+    sweep_pid = os.environ.get(SWEEP_PID_ENV)
+    return sweep_pid is not None and sweep_pid != str(os.getpid())
+
+
+def stopped_by(sweep_dir: Path) -> int | None:
+    """The signal that stopped the sweep in ``sweep_dir``, if one did."""
+    with contextlib.suppress(OSError, ValueError):
+        return int((sweep_dir / STOPPED).read_text())
+    return None

@@ -35,7 +35,7 @@ from mnistlab.resume import allowed_changes, resumed_config
 from mnistlab.run_folder import job_left_off
 from mnistlab.stopping import OutOfMemory, RunInterrupted, RunStopped, SignalCheckpoint
 from mnistlab.summary import write_summary
-from mnistlab.sweeps import job_threads, resume_command
+from mnistlab.sweeps import in_worker_process, job_threads, resume_command, stopped_by
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,9 @@ def run(cfg: DictConfig) -> float:
     if cfg.get("resume"):  # go on with the run's own config, in its own folder
         cfg = resumed_config(cfg, HydraConfig.get().overrides.task)
     if HydraConfig.get().mode == RunMode.MULTIRUN:  # a sweep run again in its folder
+        if stopped_by(Path(HydraConfig.get().sweep.dir)) is not None:
+            log.warning("not started: a signal stopped the sweep")
+            return float("nan")
         state, last = job_left_off(Path(cfg.paths.output_dir))
         if state == "completed":
             log.info("kept: this job completed in an earlier run of the sweep (result.json)")
@@ -187,6 +190,8 @@ def run(cfg: DictConfig) -> float:
         result = train(cfg)
     except Exception as caught:
         err = OutOfMemory.from_error(caught, cfg) or caught
+        if isinstance(err, RunInterrupted) and in_worker_process():  # the sweep ends it
+            return _record_failed_job(cfg, err, resumed)
         if isinstance(err, RunInterrupted) or HydraConfig.get().mode != RunMode.MULTIRUN:
             _end_run(cfg, err, resumed)
         return _record_failed_job(cfg, err, resumed)
