@@ -227,3 +227,46 @@ def test_a_signalled_sweep_summarises_and_its_command_resumes_it_to_every_job(
     assert 0 < again["epoch_seconds"][0] < again["seconds"]
     assert [row["status"] for row in table(sweep)] == ["completed"] * 3
     assert not (sweep / ".mnistlab.lock").exists()
+
+
+def test_a_signal_to_a_joblib_sweep_reaches_its_jobs_and_leaves_no_process(tmp_path,
+                                                                            data_dir) -> None:
+    """SIGTERM to the sweep's process while two jobs run in joblib's workers: both save
+    last.ckpt, the two not started are skipped, the sweep prints its table and the command to
+    resume, and no process of the sweep is left; that command then finishes all four."""
+    sweep = tmp_path / "sweep"
+    kill = ["+callbacks.kill._target_=tests.helpers.KillAtStep", "+callbacks.kill.step=20",
+            f"+callbacks.kill.signum={int(signal.SIGTERM)}", "+callbacks.kill.job=1",
+            "+callbacks.kill.parent=true", "+callbacks.slow._target_=tests.helpers.SlowSteps",
+            "+callbacks.slow.seconds=0.05"]
+    command = [sys.executable, str(ROOT / "train.py"), "-m", *SHORT, "model=mlp_bn",
+               "trainer.limit_train_batches=60", "optimizer.lr=0.01,0.02,0.03,0.04", *kill,
+               "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
+    env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
+    sweep_process = subprocess.Popen(command, cwd=tmp_path, env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    said, _ = sweep_process.communicate()
+    assert sweep_process.returncode == 143, said[-3000:]
+    assert "Traceback" not in said
+    left = [entry.parent.name for entry in Path("/proc").glob("[0-9]*/environ")
+            if f"MNISTLAB_SWEEP_PID={sweep_process.pid}\0".encode() in _read(entry)]
+    assert not left, f"processes of the sweep still running: {left}"
+    statuses = {row["job"]: row["status"] for row in table(sweep)}
+    assert statuses["0"].startswith("interrupted") and statuses["1"].startswith("interrupted")
+    assert statuses["2"] == statuses["3"] == "no result"  # never started
+    hint = next(line for line in said.splitlines() if "resume the sweep with: " in line)
+    resume = shlex.split(hint.split("resume the sweep with: ", 1)[1])
+    resumed = subprocess.run([sys.executable, *resume[1:]], cwd=tmp_path, env=env, text=True,
+                             capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    runs = results(sweep)
+    assert len(runs) == 4 and {run["status"] for run in runs.values()} == {"completed"}
+    assert {name for name, run in runs.items() if "resumed_from" in run} == {
+        "0_optimizer.lr=0.01", "1_optimizer.lr=0.02"}
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # a process that ended meanwhile, or another user's
+        return b""

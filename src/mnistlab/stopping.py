@@ -7,12 +7,14 @@ message that says what happened and what to do, and a non-zero exit status.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -124,8 +126,16 @@ def _hint(trainer: L.Trainer) -> str:
 class SignalCheckpoint(Callback):
     """On SIGINT or SIGTERM, finish the current step, save last.ckpt, then stop the run."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_file: Path | None = None) -> None:
         self.received: int | None = None
+        # A sweep's flag (mnistlab.sweeps.STOPPED): a signal passed on to this job while it
+        # was still being set up, when it could not be caught, stops it at its first step.
+        self.stop_file = stop_file
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.received is None and self.stop_file is not None and self.stop_file.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                self.received = int(self.stop_file.read_text())
 
     @contextmanager
     def catching(self) -> Iterator[None]:

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -35,7 +36,13 @@ from mnistlab.resume import allowed_changes, resumed_config
 from mnistlab.run_folder import job_left_off
 from mnistlab.stopping import OutOfMemory, RunInterrupted, RunStopped, SignalCheckpoint
 from mnistlab.summary import write_summary
-from mnistlab.sweeps import in_worker_process, job_threads, resume_command, stopped_by
+from mnistlab.sweeps import (
+    STOPPED,
+    in_worker_process,
+    job_threads,
+    resume_command,
+    stopped_by,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,13 @@ class RunResult:
         return self.metrics[name]
 
 
+def _stop_file() -> Path | None:
+    """The sweep's flag that a signal stopped it (in a launcher's worker process), else None."""
+    if not in_worker_process():
+        return None
+    return Path(HydraConfig.get().sweep.dir).resolve() / STOPPED
+
+
 def train(cfg: DictConfig) -> RunResult:
     """Seed, build, fit, then test with the best checkpoint (or the last weights if none)."""
     check_config(cfg)
@@ -87,7 +101,7 @@ def _train(cfg: DictConfig) -> RunResult:
             write_hparams(logger, hparams_entry(cfg))
 
     # SIGINT and SIGTERM end the run after the current step, with a checkpoint to resume from.
-    stopper = SignalCheckpoint()
+    stopper = SignalCheckpoint(_stop_file())
     trainer.callbacks.append(skip_empty_step_hooks(stopper))
     with frozen_garbage():  # what exists now is never garbage (mnistlab.internals)
         try:
@@ -171,6 +185,9 @@ def run(cfg: DictConfig) -> float:
     """
     if cfg.get("resume"):  # go on with the run's own config, in its own folder
         cfg = resumed_config(cfg, HydraConfig.get().overrides.task)
+    if in_worker_process():  # until training catches them, the sweep's signals wait (STOPPED)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     if HydraConfig.get().mode == RunMode.MULTIRUN:  # a sweep run again in its folder
         if stopped_by(Path(HydraConfig.get().sweep.dir)) is not None:
             log.warning("not started: a signal stopped the sweep")
