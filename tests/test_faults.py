@@ -169,3 +169,36 @@ def test_a_batch_that_does_not_fit_in_memory_is_one_line_and_its_hint_leads_to_a
         assert tries < 4, record["error"]
     assert tries >= 1 and json.loads((folder / "result.json").read_text())["status"] == \
         "completed"
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_with_failed_recorded_and_another_folder_works(
+        tmp_path, data_dir) -> None:
+    small = tmp_path / "small-disk"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(small)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"needs to mount a 3 MB tmpfs (root): {mounted.stderr.strip()}")
+    try:
+        run = ["model=cnn_deep", "trainer=cpu", "trainer.max_epochs=1",
+               "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+               "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false",
+               "callbacks.input_images=null", "callbacks.test_report=null"]
+        full = run_cli("train.py", *run, f"hydra.run.dir={small / 'run'}", cwd=tmp_path,
+                       data_dir=data_dir)
+        said = full.stdout + full.stderr
+        assert full.returncode == 1 and "Traceback" not in said, said[-3000:]
+        record = json.loads((small / "run" / "result.json").read_text())
+        assert record["status"] == "failed" and record["error"] == (
+            f"no space left on the disk while writing {small}/run/checkpoints/last.ckpt (No "
+            "space left on device). Fix: free some space there, or give the run a folder on "
+            "another disk with hydra.run.dir=<folder>; the files already written are kept.")
+        assert record["error"] in said
+        assert not list((small / "run" / "checkpoints").glob("*partial*"))
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+    # The fix: a folder on another disk.
+    elsewhere = run_cli("train.py", *run, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+                        data_dir=data_dir)
+    assert elsewhere.returncode == 0, elsewhere.stderr[-3000:]

@@ -8,6 +8,7 @@ message that says what happened and what to do, and a non-zero exit status.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import re
 import signal
@@ -80,6 +81,24 @@ class OutOfMemory(RunStopped):
             detail = (said.strip().splitlines() or [type(err).__name__])[0][:120]
         return cls(f"out of memory with data.batch_size={batch}: {detail}. Fix: a smaller "
                    f"batch, e.g. data.batch_size={smaller}{also}.")
+
+
+class DiskFull(RunStopped):
+    """A file of the run could not be written for want of space: one line naming the file and
+    the fix; the files already written (the previous last.ckpt among them) are kept."""
+
+    @classmethod
+    def from_error(cls, err: BaseException) -> DiskFull | None:
+        """The error as DiskFull when it is the file system's "no space" (or quota) error."""
+        if not isinstance(err, OSError) or err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return None
+        where = err.filename2 or err.filename
+        if where:  # a checkpoint is written under a temporary name first (AtomicCheckpointIO)
+            where = re.sub(r"/\.([^/]+)\.partial-\d+$", r"/\1", str(where))
+        written = f" while writing {where}" if where else ""
+        return cls(f"no space left on the disk{written} ({err.strerror}). Fix: free some space "
+                   "there, or give the run a folder on another disk with hydra.run.dir=<folder>;"
+                   " the files already written are kept.")
 
 
 class DivergenceGuard(Callback):

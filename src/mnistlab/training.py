@@ -34,7 +34,13 @@ from mnistlab.hparams import hparams_entry, write_hparams
 from mnistlab.internals import frozen_garbage, skip_empty_step_hooks
 from mnistlab.resume import allowed_changes, resumed_config
 from mnistlab.run_folder import job_left_off
-from mnistlab.stopping import OutOfMemory, RunInterrupted, RunStopped, SignalCheckpoint
+from mnistlab.stopping import (
+    DiskFull,
+    OutOfMemory,
+    RunInterrupted,
+    RunStopped,
+    SignalCheckpoint,
+)
 from mnistlab.summary import write_summary
 from mnistlab.sweeps import (
     STOPPED,
@@ -206,7 +212,7 @@ def run(cfg: DictConfig) -> float:
     try:
         result = train(cfg)
     except Exception as caught:
-        err = OutOfMemory.from_error(caught, cfg) or caught
+        err = OutOfMemory.from_error(caught, cfg) or DiskFull.from_error(caught) or caught
         if isinstance(err, RunInterrupted) and in_worker_process():  # the sweep ends it
             return _record_failed_job(cfg, err, resumed)
         if isinstance(err, RunInterrupted) or HydraConfig.get().mode != RunMode.MULTIRUN:
@@ -225,8 +231,10 @@ def _end_run(cfg: DictConfig, err: Exception, resumed: dict[str, object]) -> NoR
     if not isinstance(err, RunStopped):
         raise err
     if rank_zero_only.rank == 0 and (getattr(err, "result", None) is not None
-                                     or isinstance(err, OutOfMemory)):
-        _save(cfg, getattr(err, "result", None), status=err.status, error=str(err), **resumed)
+                                     or isinstance(err, OutOfMemory | DiskFull)):
+        with contextlib.suppress(OSError):  # a full disk may not take even the record
+            _save(cfg, getattr(err, "result", None), status=err.status, error=str(err),
+                  **resumed)
     log.error("%s", err)
     if isinstance(err, RunInterrupted) and HydraConfig.get().mode == RunMode.MULTIRUN:
         sweep_dir = Path(HydraConfig.get().sweep.dir).resolve()
