@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from omegaconf import OmegaConf
 
 from mnistlab.build import compose_with_hydra
 from mnistlab.errors import ConfigError
@@ -78,7 +77,6 @@ def test_a_sweep_folder_holds_one_sweep_and_resumes_only_its_own_command(tmp_pat
     release(sweep)  # not ours: left in place
     assert (sweep / LOCK).read_text() == str(os.getppid())
     (sweep / LOCK).write_text("999999999")  # that sweep was killed
-    OmegaConf.save({"hydra": {"overrides": {"task": command}}}, sweep / "multirun.yaml")
     assert claim_sweep(sweep, list(reversed(command))) is True  # the same command resumes
     release(sweep)
     with pytest.raises(ConfigError) as err:

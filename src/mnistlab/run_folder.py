@@ -99,18 +99,23 @@ def claim(folder: Path, ckpt_path: str | None) -> None:
     _lock(folder, "hydra.run.dir", "run")
 
 
-def claim_sweep(folder: Path, overrides: list[str]) -> bool:
+# The command a sweep folder's sweep was run with, written at its start by ``claim_sweep``
+# (Hydra's multirun.yaml is written by some launchers only, and only once jobs start).
+SWEEP_COMMAND = "sweep-command.yaml"
+
+
+def claim_sweep(folder: Path, overrides: list[str], hydra_overrides: list[str] = ()) -> bool:
     """Refuse a sweep folder that holds a sweep of another command or that a running sweep
-    uses, then lock it. True: the folder holds an earlier run of this same sweep, which goes on
-    (``job_left_off`` says, per job, what is kept and what goes on).
+    uses, then lock it and record the command. True: the folder holds an earlier run of this
+    same sweep, which goes on (``job_left_off`` says, per job, what is kept and what goes on).
 
     Without this, a second sweep into the folder ran beside the first, its jobs took the same
     numbers and the summary mixed both.
     """
-    saved = folder / "multirun.yaml"
+    saved = folder / SWEEP_COMMAND
     resuming = saved.is_file()
     if resuming:
-        before = list(OmegaConf.load(saved).hydra.overrides.task)
+        before = list(OmegaConf.load(saved).task)
         if sorted(before) != sorted(overrides):
             differs = "; ".join(part for part in (
                 "it adds " + " ".join(o for o in overrides if o not in before),
@@ -122,6 +127,8 @@ def claim_sweep(folder: Path, overrides: list[str]) -> bool:
                 "resume it, or choose another folder with hydra.sweep.dir=<folder>.")
     folder.mkdir(parents=True, exist_ok=True)
     _lock(folder, "hydra.sweep.dir", "sweep")
+    if not resuming:
+        OmegaConf.save({"task": list(overrides), "hydra": list(hydra_overrides)}, saved)
     return resuming
 
 

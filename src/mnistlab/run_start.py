@@ -62,7 +62,8 @@ class CheckConfigAndClaimFolder(Callback):
             check_config(config)
             check_can_make(config.hydra.sweep.dir, "hydra.sweep.dir")
             folder = Path(to_absolute_path(config.hydra.sweep.dir))
-            if claim_sweep(folder, list(config.hydra.overrides.task)):
+            if claim_sweep(folder, list(config.hydra.overrides.task),
+                           list(config.hydra.overrides.hydra)):
                 log.info("resuming the sweep in %s: completed jobs are kept, interrupted ones go "
                          "on from their last.ckpt, the others start", folder)
         except ConfigError as err:

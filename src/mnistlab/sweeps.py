@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.overrides import parse_overrides
 from mnistlab.processes import descendants
+from mnistlab.run_folder import SWEEP_COMMAND
 
 SWEEP_KEYS_ENV = "MNISTLAB_SWEEP_KEYS"
 # Where job folder numbers start: a resumed search numbers its jobs after the earlier ones.
@@ -104,8 +105,8 @@ def job_threads() -> int | None:
 
 def resume_command(script: str, sweep_dir: Path) -> str:
     """The command that runs the sweep in ``sweep_dir`` again, to resume it: its overrides
-    (``multirun.yaml``, as Hydra saved them) and its folder."""
-    saved = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides
+    (as mnistlab.run_folder.claim_sweep saved them) and its folder."""
+    saved = OmegaConf.load(sweep_dir / SWEEP_COMMAND)
     hydra = [o for o in saved.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
     words = [*saved.task, *hydra, f"hydra.sweep.dir={sweep_dir}"]
     return f"python {script} -m " + " ".join(shlex.quote(word) for word in words)
