@@ -30,6 +30,8 @@ class RunStopped(Exception):
 
     status = "failed"
     exit_code = 1
+    # Recorded in result.json also when no metrics came with it (the run did not get that far).
+    recorded_without_result = False
 
 
 class DivergedError(RunStopped):
@@ -59,6 +61,8 @@ class OutOfMemory(RunStopped):
     """A batch did not fit in memory (the CPU's or the GPU's): reported with the batch sizes
     and a smaller one to try, instead of a traceback of the allocator."""
 
+    recorded_without_result = True
+
     @classmethod
     def from_error(cls, err: BaseException, cfg: Any) -> OutOfMemory | None:
         """The error as OutOfMemory when it is torch's out-of-memory error, else None."""
@@ -86,6 +90,8 @@ class OutOfMemory(RunStopped):
 class DiskFull(RunStopped):
     """A file of the run could not be written for want of space: one line naming the file and
     the fix; the files already written (the previous last.ckpt among them) are kept."""
+
+    recorded_without_result = True
 
     @classmethod
     def from_error(cls, err: BaseException) -> DiskFull | None:

@@ -204,6 +204,14 @@ def _optimized_metric(jobs: list[Job]) -> str:
     return "val/acc_best"
 
 
+def print_summary(sweep_dir: Path, metric: str | None = None) -> list[Job]:
+    """Write the sweep's summary files and print its table: at the sweep's end, or when a
+    signal stops it."""
+    text, jobs = write_summary(sweep_dir, metric=metric)
+    print(f"\n{text}\nwritten to {sweep_dir / 'summary.md'} and summary.csv", flush=True)
+    return jobs
+
+
 class SummariseSweep(Callback):
     """Prints and writes the summary when a multirun ends; exits 1 when any job failed.
 
@@ -214,11 +222,10 @@ class SummariseSweep(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            text, jobs = write_summary(sweep_dir, metric=config.get("optimized_metric"))
+            jobs = print_summary(sweep_dir, config.get("optimized_metric"))
         except FileNotFoundError as err:
             log.warning("%s", err)
             return
-        print(f"\n{text}\nwritten to {sweep_dir / 'summary.md'} and summary.csv", flush=True)
         bad = failed(jobs)
         if bad and stopped_by(sweep_dir) is None:  # a stopped sweep exits with its signal
             print(f"Error: {len(bad)} of {len(jobs)} jobs failed: "

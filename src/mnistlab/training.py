@@ -41,7 +41,7 @@ from mnistlab.stopping import (
     RunStopped,
     SignalCheckpoint,
 )
-from mnistlab.summary import write_summary
+from mnistlab.summary import print_summary
 from mnistlab.sweeps import (
     STOPPED,
     in_worker_process,
@@ -231,7 +231,7 @@ def _end_run(cfg: DictConfig, err: Exception, resumed: dict[str, object]) -> NoR
     if not isinstance(err, RunStopped):
         raise err
     if rank_zero_only.rank == 0 and (getattr(err, "result", None) is not None
-                                     or isinstance(err, OutOfMemory | DiskFull)):
+                                     or err.recorded_without_result):
         with contextlib.suppress(OSError):  # a full disk may not take even the record
             _save(cfg, getattr(err, "result", None), status=err.status, error=str(err),
                   **resumed)
@@ -239,8 +239,7 @@ def _end_run(cfg: DictConfig, err: Exception, resumed: dict[str, object]) -> NoR
     if isinstance(err, RunInterrupted) and HydraConfig.get().mode == RunMode.MULTIRUN:
         sweep_dir = Path(HydraConfig.get().sweep.dir).resolve()
         with contextlib.suppress(FileNotFoundError):
-            text, _ = write_summary(sweep_dir, metric=cfg.get("optimized_metric"))
-            print(f"\n{text}\nwritten to {sweep_dir / 'summary.md'} and summary.csv", flush=True)
+            print_summary(sweep_dir, cfg.get("optimized_metric"))
         log.error("resume the sweep with: %s", resume_command(sys.argv[0], sweep_dir))
     elif isinstance(err, RunInterrupted) and err.checkpoint:
         log.error("resume with: python %s resume=%s", sys.argv[0],
