@@ -10,15 +10,17 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tests import zygote
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -46,7 +48,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url: str, seconds: float = 60, process: subprocess.Popen | None = None,
+def wait_for(url: str, seconds: float = 60,
+             process: subprocess.Popen | zygote.Run | None = None,
              log: Path | None = None) -> None:
     """Return once ``url`` answers; fail when ``process`` (the server) ends or time runs out."""
     deadline = time.monotonic() + seconds
@@ -69,18 +72,15 @@ def serve_demo(ckpt_path: str | os.PathLike[str], cwd: Path, seconds: float = 18
     """Run ``python demo.py ckpt_path=...`` until the block ends; yield the page's URL."""
     port = free_port()
     env = os.environ | {"GRADIO_ANALYTICS_ENABLED": "False"}
-    log = (cwd / "demo.log").open("w")
-    server = subprocess.Popen([sys.executable, str(ROOT / "demo.py"), f"ckpt_path={ckpt_path}",
-                               f"port={port}"], cwd=cwd, env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+    server = zygote.start("demo.py", [f"ckpt_path={ckpt_path}", f"port={port}"], cwd, env,
+                          cwd / "demo.log")
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for(url, seconds, server, log=cwd / "demo.log")
         yield url
     finally:
-        server.terminate()
+        server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-        log.close()
 
 
 @contextmanager

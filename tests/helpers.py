@@ -7,7 +7,6 @@ import copy
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from mnistlab.build import as_run_config, compose_with_hydra
 from mnistlab.data import MNISTDataModule
 from mnistlab.data.files import MNIST_FILES, RawFiles
 from mnistlab.data.pypi_copy import write_idx
+from tests import zygote
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -105,10 +105,9 @@ def quiet_trainer(**kwargs) -> L.Trainer:
 
 
 def run_cli(script: str, *args: str, cwd: Path, data_dir: Path) -> subprocess.CompletedProcess:
-    """Run one of the entry points as a user types it, from ``cwd``."""
-    env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=False)
+    """Run one of the entry points as a user types it, from ``cwd`` (forked from a process that
+    has imported torch and Lightning: tests/zygote.py)."""
+    return zygote.run(script, args, cwd, os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)})
 
 
 class KillAtStep(L.Callback):

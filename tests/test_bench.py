@@ -18,6 +18,7 @@ from bench.lightning_loop import lightning_epoch
 from bench.run import Setup
 from bench.tutorials import TUTORIALS, floor_epoch, tutorial_epoch
 from mnistlab.build import build_model
+from tests import zygote
 from tests.helpers import CONF_DIR, ROOT, compose
 
 
@@ -153,6 +154,5 @@ def test_gpu_bench_runs_its_setups_through_train_on_any_accelerator(tmp_path) ->
 def test_gpu_bench_without_a_gpu_says_how_to_run_on_the_cpu() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    done = subprocess.run([sys.executable, "-m", "bench.gpu", "--setups", "cnn"], cwd=ROOT,
-                          capture_output=True, text=True)
+    done = zygote.run("-m", ["bench.gpu", "--setups", "cnn"], ROOT, dict(os.environ))
     assert done.returncode == 2 and "--accelerator cpu" in done.stderr

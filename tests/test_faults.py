@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import subprocess
-import sys
-from collections.abc import Callable
 
 import pytest
 import torch
 
+from tests import zygote
 from tests.helpers import ROOT, run_cli
 from tests.test_checks import snapshot
 
@@ -57,10 +55,9 @@ def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(signum, code, tmp_pa
 
 def test_runs_that_change_folder_share_one_data_copy(tmp_path, data_dir) -> None:
     (tmp_path / "data").symlink_to(data_dir)  # a relative data folder, as users have it
-    env = os.environ | {"MNISTLAB_DATA_DIR": "data"}
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "trainer=debug",
-                             "model=mlp_sigmoid", "hydra.job.chdir=true", "hydra.run.dir=run"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    result = zygote.run("train.py", ["trainer=debug", "model=mlp_sigmoid",
+                                     "hydra.job.chdir=true", "hydra.run.dir=run"],
+                        tmp_path, os.environ | {"MNISTLAB_DATA_DIR": "data"})
     assert result.returncode == 0, result.stderr
     assert "need fetching" not in result.stdout + result.stderr
     assert not (tmp_path / "run" / "data").exists()
@@ -131,15 +128,9 @@ def test_a_used_folder_is_refused_and_a_run_goes_on_in_its_own_folder(tmp_path,
     assert record["changed"]["trainer.max_epochs"][1] == 3
 
 
-def _memory_limit(gigabytes: float) -> Callable[[], None]:
-    """A child process's address space capped, so that a large batch cannot be allocated.
-
-    The CUDA build of torch that `make install` pins maps about 4 GiB at start; at 4.3 GiB a
-    CNN batch of 4,000 does not fit and one of 1,000 does."""
-    def limit() -> None:
-        size = int(gigabytes * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (size, size))
-    return limit
+# The CUDA build of torch that `make install` pins maps about 4 GiB once imported; with the
+# address space capped at 4.3 GiB a CNN batch of 4,000 does not fit and one of 1,000 does.
+MEMORY_CAP = int(4.3 * 2**30)
 
 
 @pytest.mark.slow
@@ -153,9 +144,8 @@ def test_a_batch_that_does_not_fit_in_memory_is_one_line_and_its_hint_leads_to_a
     env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
     while True:  # follow the hint, as a user would, until the run fits
         folder = tmp_path / f"run{tries}"
-        done = subprocess.run([sys.executable, str(ROOT / "train.py"), *short, batch,
-                               f"hydra.run.dir={folder}"], cwd=tmp_path, env=env, text=True,
-                              capture_output=True, preexec_fn=_memory_limit(4.3))
+        done = zygote.run("train.py", [*short, batch, f"hydra.run.dir={folder}"], tmp_path, env,
+                          address_space=MEMORY_CAP)
         said = done.stdout + done.stderr
         if done.returncode == 0:
             break

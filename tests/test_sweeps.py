@@ -9,8 +9,6 @@ import json
 import os
 import shlex
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from mnistlab.evaluation import evaluate
+from tests import zygote
 from tests.helpers import ROOT, run_cli
 from tests.test_checkpoints import eval_config
 
@@ -103,13 +102,11 @@ def test_joblib_runs_jobs_side_by_side_with_the_sequential_sweeps_results(tmp_pa
 def test_an_optuna_search_killed_midway_resumes_from_its_sqlite_study(tmp_path,
                                                                       data_dir) -> None:
     sweep = tmp_path / "search"
-    command = [sys.executable, str(ROOT / "train.py"), "hparams_search=optuna",
-               *SHORT[:-1], "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}",
-               "trainer.limit_train_batches=20", "trainer.limit_val_batches=2",
-               "callbacks.step_checkpoint.every_n_steps=1"]
+    command = ["hparams_search=optuna", *SHORT[:-1], "hydra.sweeper.n_trials=3",
+               f"hydra.sweep.dir={sweep}", "trainer.limit_train_batches=20",
+               "trainer.limit_val_batches=2", "callbacks.step_checkpoint.every_n_steps=1"]
     env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
-    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    first = zygote.start("train.py", command, tmp_path, env, tmp_path / "first.log")
     deadline = time.monotonic() + 300
     # Kill the search (no cleanup: SIGKILL) once its second trial is training.
     while not list(sweep.glob("1_*/checkpoints/last.ckpt")):
@@ -120,8 +117,7 @@ def test_an_optuna_search_killed_midway_resumes_from_its_sqlite_study(tmp_path,
     study = optuna.load_study(study_name="mnistlab", storage=f"sqlite:///{sweep}/optuna.db")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "RUNNING"]
 
-    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                            check=False)
+    second = zygote.run("train.py", command, tmp_path, env)
     assert second.returncode == 0, second.stderr[-3000:]
     output = second.stdout + second.stderr
     assert "1 of 3 trials finished, 0 running elsewhere; running 2 more" in output
@@ -215,8 +211,7 @@ def test_a_signalled_sweep_summarises_and_its_command_resumes_it_to_every_job(
 
     # (A different command into the folder, or a second sweep while one holds it, is refused:
     # tests/test_run_folder.py.)
-    resumed = subprocess.run([sys.executable, *resume[1:]], cwd=tmp_path, capture_output=True,
-                             text=True, env=os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)})
+    resumed = run_cli(*resume[1:], cwd=tmp_path, data_dir=data_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert (sweep / "0_optimizer.lr=0.01" / "result.json").read_bytes() == kept
     runs = results(sweep)
@@ -239,13 +234,13 @@ def test_a_signal_to_a_joblib_sweep_reaches_its_jobs_and_leaves_no_process(tmp_p
             f"+callbacks.kill.signum={int(signal.SIGTERM)}", "+callbacks.kill.job=1",
             "+callbacks.kill.parent=true", "+callbacks.slow._target_=tests.helpers.SlowSteps",
             "+callbacks.slow.seconds=0.05"]
-    command = [sys.executable, str(ROOT / "train.py"), "-m", *SHORT, "model=mlp_bn",
-               "trainer.limit_train_batches=60", "optimizer.lr=0.01,0.02,0.03,0.04", *kill,
-               "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
+    command = ["-m", *SHORT, "model=mlp_bn", "trainer.limit_train_batches=60",
+               "optimizer.lr=0.01,0.02,0.03,0.04", *kill, "hydra/launcher=joblib",
+               "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
     env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
-    sweep_process = subprocess.Popen(command, cwd=tmp_path, env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    said, _ = sweep_process.communicate()
+    sweep_process = zygote.start("train.py", command, tmp_path, env, tmp_path / "sweep.log")
+    sweep_process.wait()
+    said = (tmp_path / "sweep.log").read_text()
     assert sweep_process.returncode == 143, said[-3000:]
     assert "Traceback" not in said
     left = [entry.parent.name for entry in Path("/proc").glob("[0-9]*/environ")
@@ -256,8 +251,7 @@ def test_a_signal_to_a_joblib_sweep_reaches_its_jobs_and_leaves_no_process(tmp_p
     assert statuses["2"] == statuses["3"] == "no result"  # never started
     hint = next(line for line in said.splitlines() if "resume the sweep with: " in line)
     resume = shlex.split(hint.split("resume the sweep with: ", 1)[1])
-    resumed = subprocess.run([sys.executable, *resume[1:]], cwd=tmp_path, env=env, text=True,
-                             capture_output=True)
+    resumed = zygote.run(resume[1], resume[2:], tmp_path, env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     runs = results(sweep)
     assert len(runs) == 4 and {run["status"] for run in runs.values()} == {"completed"}
