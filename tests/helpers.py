@@ -112,15 +112,17 @@ def run_cli(script: str, *args: str, cwd: Path, data_dir: Path) -> subprocess.Co
 
 class KillAtStep(L.Callback):
     """Sends its own process a signal (SIGKILL: a crash, no cleanup) after optimizer step
-    ``step``, so a test interrupts a real run at a known point; in a sweep, only in job number
-    ``job`` (None: every job), and with ``parent`` to the process that started it."""
+    ``step``, so a test interrupts a real run at a known point; in a sweep, only in the job
+    whose folder has number ``job`` (None: every job; a resumed search numbers its new jobs
+    after the earlier ones), and with ``parent`` to the process that started it."""
 
     def __init__(self, step: int, signum: int = signal.SIGKILL, job: int | None = None,
                  parent: bool = False) -> None:
         self.step, self.signum, self.job, self.parent = step, signum, job, parent
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
-        if self.job is not None and HydraConfig.get().job.num != self.job:
+        folder = Path(HydraConfig.get().runtime.output_dir).name
+        if self.job is not None and folder.split("_")[0] != str(self.job):
             return
         if trainer.global_step == self.step:  # parent: the sweep's process, from a worker
             os.kill(os.getppid() if self.parent else os.getpid(), self.signum)

@@ -264,3 +264,29 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError:  # a process that ended meanwhile, or another user's
         return b""
+
+
+def test_a_signalled_search_summarises_and_its_command_finishes_the_study(tmp_path,
+                                                                          data_dir) -> None:
+    """SIGTERM in trial 1 of 3 of an Optuna search: it exits 143 with its table and the
+    command to go on; that command marks the stopped trial failed and runs the two missing."""
+    sweep = tmp_path / "search"
+    kill = ["+callbacks.kill._target_=tests.helpers.KillAtStep", "+callbacks.kill.step=3",
+            f"+callbacks.kill.signum={int(signal.SIGTERM)}", "+callbacks.kill.job=1"]
+    stopped = run_cli("train.py", "hparams_search=optuna", *SHORT[:-1], *kill,
+                      "hydra.sweeper.n_trials=3", "trainer.limit_train_batches=6",
+                      f"hydra.sweep.dir={sweep}", cwd=tmp_path, data_dir=data_dir)
+    said = stopped.stdout + stopped.stderr
+    assert stopped.returncode == 143 and "Traceback" not in said, said[-3000:]
+    rows = {row["job"]: row["status"] for row in table(sweep)}
+    assert rows["0"] == "completed" and rows["1"].startswith("interrupted"), rows
+    hint = next(line for line in said.splitlines() if "resume the sweep with: " in line)
+    resume = shlex.split(hint.split("resume the sweep with: ", 1)[1])
+    resumed = run_cli(*resume[1:], cwd=tmp_path, data_dir=data_dir)
+    said = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, said[-3000:]
+    assert "1 of 3 trials finished, 0 running elsewhere; running 2 more" in said
+    study = optuna.load_study(study_name="mnistlab", storage=f"sqlite:///{sweep}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    rows = table(sweep)
+    assert [row["status"] for row in rows].count("completed") == 3, rows

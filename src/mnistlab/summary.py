@@ -166,7 +166,9 @@ def summarise(jobs: list[Job], metric: str = "val/acc_best") -> list[dict[str, s
 
 
 def failed(jobs: Iterable[Job]) -> list[Job]:
-    return [job for job in jobs if job.status not in ("completed", "no result")]
+    """The jobs that failed. One that a signal stopped did not: running the sweep again resumes
+    it, and a search resumed runs another trial in its place (mnistlab.search)."""
+    return [job for job in jobs if job.status not in ("completed", "no result", "interrupted")]
 
 
 def write_summary(sweep_dir: Path, out: Path | None = None, command: str | None = None,
