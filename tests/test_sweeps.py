@@ -189,15 +189,16 @@ def test_ddp_trains_once_and_its_metrics_equal_a_single_process_evaluation(tmp_p
 
 def test_a_signalled_sweep_summarises_and_its_command_resumes_it_to_every_job(
         tmp_path, data_dir) -> None:
-    """SIGTERM in job 1 of 3: job 0 is kept, job 1 saved last.ckpt; the printed command runs
-    the sweep again in its folder, which keeps job 0 as it is, resumes job 1 and runs job 2."""
+    """Ctrl-C (SIGINT) in job 1 of 3: job 0 is kept, job 1 saved last.ckpt; the printed command
+    runs the sweep again in its folder, which keeps job 0 as it is, resumes job 1 and runs job
+    2. (SIGTERM: the joblib test below.)"""
     sweep = tmp_path / "sweep"
     kill = ["+callbacks.kill._target_=tests.helpers.KillAtStep", "+callbacks.kill.step=3",
-            f"+callbacks.kill.signum={int(signal.SIGTERM)}", "+callbacks.kill.job=1"]
+            f"+callbacks.kill.signum={int(signal.SIGINT)}", "+callbacks.kill.job=1"]
     command = [*SHORT, "trainer.limit_train_batches=6", "optimizer.lr=0.01,0.02,0.03", *kill]
     stopped = run_cli("train.py", "-m", *command, f"hydra.sweep.dir={sweep}", cwd=tmp_path,
                       data_dir=data_dir)
-    assert stopped.returncode == 143, stopped.stderr
+    assert stopped.returncode == 130, stopped.stderr
     said = stopped.stdout + stopped.stderr
     assert "Traceback" not in said
     rows = {row["job"]: row for row in table(sweep)}
@@ -222,6 +223,36 @@ def test_a_signalled_sweep_summarises_and_its_command_resumes_it_to_every_job(
     assert 0 < again["epoch_seconds"][0] < again["seconds"]
     assert [row["status"] for row in table(sweep)] == ["completed"] * 3
     assert not (sweep / ".mnistlab.lock").exists()
+
+
+def test_a_sigkilled_sweep_resumes_when_its_command_runs_again(tmp_path, data_dir) -> None:
+    """SIGKILL (no cleanup, its lock left behind) while job 1 of 3 trains: the same command
+    keeps job 0, goes on from job 1's last step checkpoint and runs job 2."""
+    sweep = tmp_path / "sweep"
+    command = ["-m", *SHORT, "trainer.limit_train_batches=6", "optimizer.lr=0.01,0.02,0.03",
+               "callbacks.step_checkpoint.every_n_steps=1",
+               "+callbacks.slow._target_=tests.helpers.SlowSteps", "+callbacks.slow.seconds=0.2",
+               f"hydra.sweep.dir={sweep}"]
+    env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
+    killed = zygote.start("train.py", command, tmp_path, env, tmp_path / "killed.log")
+    deadline = time.monotonic() + 300
+    while not list(sweep.glob("1_*/checkpoints/last.ckpt")):
+        assert killed.poll() is None and time.monotonic() < deadline, "the sweep ended early"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait() == -signal.SIGKILL
+    assert (sweep / ".mnistlab.lock").is_file()
+    kept = (sweep / "0_optimizer.lr=0.01" / "result.json").read_bytes()
+
+    again = zygote.run("train.py", command, tmp_path, env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (sweep / "0_optimizer.lr=0.01" / "result.json").read_bytes() == kept
+    runs = results(sweep)
+    assert len(runs) == 3 and {run["status"] for run in runs.values()} == {"completed"}
+    assert runs["1_optimizer.lr=0.02"]["resumed_from"] == str(
+        sweep / "1_optimizer.lr=0.02" / "checkpoints" / "last.ckpt")
+    assert "resumed_from" not in runs["2_optimizer.lr=0.03"]
+    assert [row["status"] for row in table(sweep)] == ["completed"] * 3
 
 
 def test_a_signal_to_a_joblib_sweep_reaches_its_jobs_and_leaves_no_process(tmp_path,
