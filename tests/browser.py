@@ -121,17 +121,20 @@ def prediction(page: Any, changed_from: str | None = None, seconds: float = 90) 
     text_box = page.locator("#prediction [data-testid=markdown]")
     busy = page.locator("#prediction [data-testid=status-tracker]:not(.hide)")
     deadline = time.monotonic() + seconds
+    same = 0  # looks in a row, a quarter of a second apart, with this text and nothing running
     last = None
     while True:
         text = text_box.inner_text().strip()
-        # Final: changed, nothing running, and the same over two looks half a second apart
-        # (a drawing queues several readings; the page is idle for a moment between them).
-        if text and text != changed_from and busy.count() == 0 and text == last:
+        same = same + 1 if text == last and busy.count() == 0 else 0
+        # Final: changed, and idle with the same text for 1.5 s (a drawing queues several
+        # readings, the page is idle for a moment between them, and a loaded machine delays
+        # the browser's last one).
+        if text and text != changed_from and same >= 6:
             return text
         if time.monotonic() > deadline:
             return text
-        last = text if busy.count() == 0 else None
-        time.sleep(0.5)
+        last = text
+        time.sleep(0.25)
 
 
 def upload(page: Any, path: str | os.PathLike[str]) -> None:
