@@ -19,7 +19,7 @@ REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 REPRO_DIR ?= $(REPRO_OUT)/runs/$(REPRO_STAMP)
 
 .PHONY: install data train test test-fast lint bench bench-patches gpu-bundle reproduce compare \
-	screenshots demo clean clean-outputs
+	screenshots demo clean clean-outputs cluster-up cluster-down cluster-status
 
 install: $(VENV)/.installed
 
@@ -126,6 +126,18 @@ lint: install
 	$(BIN)/ruff check .
 
 # The environment and caches; never outputs/, which holds the runs (your results).
+# A real single-node SLURM cluster with accounting on this machine (root; Debian's slurm-wlm,
+# slurmdbd, munge and mariadb-server): the cluster tests run on it, and so does
+# `python train.py -m hydra/launcher=slurm ...`. See docs/clusters.md.
+cluster-up:
+	scripts/slurm-local.sh up
+
+cluster-down:
+	scripts/slurm-local.sh down
+
+cluster-status:
+	scripts/slurm-local.sh status
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
 
