@@ -16,7 +16,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from hydra.utils import to_absolute_path
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
 from mnistlab.checks import check_config
 from mnistlab.errors import ConfigError, exit_with
@@ -25,6 +25,34 @@ from mnistlab.run_folder import check_can_make, claim, claim_sweep, explicit_run
 from mnistlab.sweeps import STOPPED, pass_signals_to_jobs, resume_command, stopped_by
 
 log = logging.getLogger(__name__)
+
+
+def slurm_tasks() -> int:
+    """How many processes ``srun`` started for this run (SLURM's tasks: one per DDP rank)."""
+    return int(os.environ.get("SLURM_NTASKS", "1")) if "SLURM_PROCID" in os.environ else 1
+
+
+def process_rank() -> int:
+    """This process's rank among a run's processes: Lightning's own DDP children have
+    LOCAL_RANK; the tasks of a SLURM job step, SLURM_PROCID."""
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return local or (int(os.environ["SLURM_PROCID"]) if slurm_tasks() > 1 else 0)
+
+
+def _one_folder_for_slurm_tasks(config: DictConfig, folder: Path | None) -> None:
+    """The tasks of one SLURM job step write one run: into the folder given with
+    ``hydra.run.dir`` (a default folder's time could differ between them), each rank but the
+    first with its own log and Hydra record, as Lightning names them for its own DDP ranks."""
+    if folder is None:
+        raise ConfigError(
+            f"the {slurm_tasks()} SLURM tasks of this run need one folder, but hydra.run.dir "
+            "holds the time, which may differ between them. Fix: give it, e.g. "
+            "hydra.run.dir=outputs/ddp_$SLURM_JOB_ID (in the job script).")
+    rank = process_rank()
+    if rank > 0:
+        with open_dict(config), read_write(config):
+            config.hydra.job.name = f"{config.hydra.job.name}_slurm_task_{rank}"
+            config.hydra.output_subdir = f".hydra/slurm_task_{rank}"
 
 
 class CheckConfigAndClaimFolder(Callback):
@@ -46,15 +74,17 @@ class CheckConfigAndClaimFolder(Callback):
             check_config(config)
             check_can_make(config.hydra.run.dir, "hydra.run.dir")
             folder = explicit_run_dir(config)
-            # Lightning starts the other DDP ranks with hydra.run.dir set to rank 0's folder.
-            if folder is not None and os.environ.get("LOCAL_RANK", "0") == "0":
+            if slurm_tasks() > 1:
+                _one_folder_for_slurm_tasks(config, folder)
+            # The other ranks write into rank 0's folder, which rank 0 claims.
+            if folder is not None and process_rank() == 0:
                 claim(folder, config.get("ckpt_path"))
         except ConfigError as err:
             exit_with(err)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         folder = explicit_run_dir(config)
-        if folder is not None and os.environ.get("LOCAL_RANK", "0") == "0":
+        if folder is not None and process_rank() == 0:
             release(folder)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import math
 import re
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from mnistlab.checkpoints import last_checkpoint_path
+
+log = logging.getLogger(__name__)
 
 
 class RunStopped(Exception):
@@ -149,10 +152,17 @@ def _hint(trainer: L.Trainer) -> str:
 
 
 class SignalCheckpoint(Callback):
-    """On SIGINT or SIGTERM, finish the current step, save last.ckpt, then stop the run."""
+    """On SIGINT or SIGTERM, finish the current step, save last.ckpt, then stop the run.
+
+    On a SLURM job of hydra/launcher=slurm, SIGUSR2 (preemption, or the job's time limit
+    coming) also finishes the step and saves last.ckpt, then goes to submitit's own handler,
+    which requeues the job and exits; the requeued job goes on from last.ckpt in its folder
+    (mnistlab.run_folder.job_left_off).
+    """
 
     def __init__(self, stop_file: Path | None = None) -> None:
         self.received: int | None = None
+        self.scheduler_handler: Callable[[int, Any], Any] | None = None
         # A sweep's flag (mnistlab.sweeps.STOPPED): a signal passed on to this job while it
         # was still being set up, when it could not be caught, stops it at its first step.
         self.stop_file = stop_file
@@ -173,7 +183,11 @@ class SignalCheckpoint(Callback):
         if threading.current_thread() is not threading.main_thread():
             yield  # only the main thread may set signal handlers; leave them to the caller
             return
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        signals = [signal.SIGINT, signal.SIGTERM]
+        if callable(signal.getsignal(signal.SIGUSR2)):  # a scheduler's (submitit's) handler
+            self.scheduler_handler = signal.getsignal(signal.SIGUSR2)
+            signals.append(signal.SIGUSR2)
+        previous = {s: signal.signal(s, handler) for s in signals}
         try:
             yield
         finally:
@@ -187,4 +201,10 @@ class SignalCheckpoint(Callback):
         path = last_checkpoint_path(trainer)
         if path is not None:
             trainer.save_checkpoint(path, weights_only=False)  # all: weights and state
+        if self.received == signal.SIGUSR2 and self.scheduler_handler is not None:
+            log.warning("SIGUSR2 received: saved %s; the job is handed to SLURM to be requeued",
+                        path)
+            received, self.received = self.received, None
+            self.scheduler_handler(received, None)  # requeues and exits (rank 0 only)
+            return
         raise RunInterrupted(self.received, None if path is None else str(path))
