@@ -18,7 +18,7 @@ REPRO_OUT ?= outputs/reproduce
 REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 REPRO_DIR ?= $(REPRO_OUT)/runs/$(REPRO_STAMP)
 
-.PHONY: install data train test test-fast lint bench bench-patches gpu-bundle reproduce compare \
+.PHONY: install data train test test-fast test-cluster lint bench bench-patches gpu-bundle reproduce compare \
 	screenshots demo clean clean-outputs cluster-up cluster-down cluster-status
 
 install: $(VENV)/.installed
@@ -47,7 +47,11 @@ MNIST_FILES := train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-
 test: install
 	@for f in $(MNIST_FILES); do [ -f "$(MNIST_RAW)/$$f" ] || missing=1; done; \
 	if [ -n "$$missing" ]; then $(BIN)/python -m mnistlab.data; fi
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not cluster" $(PYTEST_ARGS)
+
+# The tests on the local SLURM cluster and a PostgreSQL server (make cluster-up first).
+test-cluster: install
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m cluster $(PYTEST_ARGS)
 
 # The quick loop: the unit tests, without the end-to-end runs of the command line and the
 # slower trainings (marked slow). It expects the data in place (make data, or make test once).
