@@ -123,7 +123,7 @@ up() {
         mkdir -p "$run" && chown mysql:mysql "$run"
         mariadbd --user=mysql --datadir="$STATE/mariadb" --bind-address=127.0.0.1 \
             --port="$DB_PORT" --socket="$run/mariadb.sock" --pid-file="$run/mariadb.pid" \
-            --log-error="$run/mariadb.log" &
+            --log-error="$run/mariadb.log" 2>> "$STATE/log/mariadb.stderr" &
         wait_for 30 MariaDB mariadb --socket="$run/mariadb.sock" -e "select 1"
         cp "$run/mariadb.pid" "$STATE/mariadb.pid"
         mariadb --socket="$run/mariadb.sock" -e "
