@@ -1,5 +1,5 @@
 """What a refusal by ``sbatch`` says, in one line with the setting to change (used by the
-launcher plugin hydra_plugins.mnistlab_slurm).
+launcher plugin hydra_plugins.mnistlab_plugins.launcher).
 
 Without this, a sweep that asks the cluster for something it does not have (a GPU on a CPU
 partition, a partition that does not exist, more memory than a node has) ended in submitit's

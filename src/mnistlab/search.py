@@ -4,10 +4,10 @@ Hydra's Optuna sweeper keeps its study in ``hydra.sweeper.storage`` (a SQLite fi
 folder here) and loads it again when the same sweep folder is used, but then runs
 ``n_trials`` *more* trials, numbers the new jobs from 0 again (into the folders of the first
 run's jobs) and leaves the trial that was running when the search was killed marked as running
-forever. ``ResumeSearch`` runs before the sweeper is built and makes ``n_trials`` the study's
-total: it marks that killed trial failed, asks only for the trials still missing, numbers
-new job folders after the existing ones, and moves the sampler's seed on (the same seed would
-draw the first run's trials again).
+forever. ``ResumeSearch`` runs before the sweeper is built: it marks that killed trial failed
+and replaced (``n_trials`` is the study's total, which mnistlab.shared_study holds it to, and a
+replaced trial does not count), numbers new job folders after the existing ones, and moves the
+sampler's seed on (the same seed would draw the first run's trials again).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from mnistlab.sweeps import JOB_OFFSET_ENV
 log = logging.getLogger(__name__)
 
 SQLITE = "sqlite:///"
+# The study's user attribute listing the numbers of trials replaced by a resumed search.
+REPLACED = "mnistlab_replaced_trials"
 
 
 def sqlite_file(storage: str) -> Path | None:
@@ -62,12 +64,15 @@ class ResumeSearch(Callback):
         if database is not None and database.resolve().parent == sweep_dir:
             for trial in running:
                 study.tell(trial.number, state=TrialState.FAIL)
+            # Replaced, not run: the study's n_trials does not count them (CappedStorage).
+            replaced = study.user_attrs.get(REPLACED, [])
+            study.set_user_attr(REPLACED, [*replaced, *(t.number for t in running)])
+            finished = [t for t in finished if t.number not in replaced]
             running = []
         total = int(config.hydra.sweeper.n_trials)
         remaining = max(0, total - len(finished) - len(running))
         seed = OmegaConf.select(config, "hydra.sweeper.sampler.seed")
         with read_write(config), open_dict(config):
-            config.hydra.sweeper.n_trials = remaining
             if seed is not None:  # the same seed would draw the first run's trials again
                 config.hydra.sweeper.sampler.seed = int(seed) + len(study.trials)
         os.environ[JOB_OFFSET_ENV] = str(len(study.trials))

@@ -1,1 +1,0 @@
-"""mnistlab's launcher plugin (Hydra loads launchers from the hydra_plugins package only)."""
