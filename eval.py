@@ -3,6 +3,8 @@
 The checkpoint alone rebuilds the model (no `model=` needed); `split=val` scores the run's
 validation split instead of the test set. Metrics, the confusion matrix and misclassified
 digits go to TensorBoard in a new folder under outputs/eval/, with result.json beside them.
+Several checkpoints (a sweep folder: every job's best; or `ckpt_path='[a.ckpt,b.ckpt]'`) are
+scored one by one and as an ensemble, the mean of their probabilities (mnistlab.ensemble).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from mnistlab.checkpoint_files import member_paths
 from mnistlab.resolvers import register_resolvers
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,10 @@ def main(cfg: DictConfig) -> float:
     from mnistlab.internals import skip_failing_nvml_check
 
     skip_failing_nvml_check()
+    members = member_paths(list(cfg.ckpt_path) if OmegaConf.is_list(cfg.ckpt_path)
+                           else str(cfg.ckpt_path))
+    if len(members) > 1:
+        return evaluate_members(cfg, members)
     result = evaluate(cfg)
     (Path(cfg.paths.output_dir) / "result.json").write_text(
         json.dumps(asdict(result), indent=2) + "\n")
@@ -38,6 +45,25 @@ def main(cfg: DictConfig) -> float:
              os.path.normpath(result.run_dir),
              " ".join(os.path.normpath(d) for d in result.tensorboard_dirs) or "-")
     return result.metrics[f"{split}/acc"]
+
+
+def evaluate_members(cfg: DictConfig, members: list[Path]) -> float:
+    """Each member's test accuracy and the ensemble's, printed and written to result.json."""
+    from mnistlab.ensemble import evaluate_ensemble, load_ensemble
+    from mnistlab.errors import CheckpointError, exit_with
+
+    try:
+        ensemble = load_ensemble(members)
+    except CheckpointError as err:
+        exit_with(f"ckpt_path={err}")
+    result = evaluate_ensemble(ensemble, cfg.paths.data_dir)
+    (Path(cfg.paths.output_dir) / "result.json").write_text(
+        json.dumps(asdict(result), indent=2) + "\n")
+    lines = [f"{100 * acc:6.2f}%  {path}" for path, acc in result.members.items()]
+    log.info("test accuracy on %d images\n  %s\n  %6.2f%%  the ensemble of these %d (mean "
+             "probability)", result.images, "\n  ".join(lines), 100 * result.ensemble,
+             len(lines))
+    return result.ensemble
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ from mnistlab.resolvers import register_resolvers
 def main(cfg: DictConfig) -> None:
     check_or_exit(cfg)
     # torch and Lightning (about 6 s) load after Hydra has answered --help and --cfg (train.py)
-    from mnistlab.export import check, export, held_out_pixels, report
+    from mnistlab.export import check, export, report
     from mnistlab.internals import skip_failing_nvml_check
-    from mnistlab.loading import load_or_exit
+    from mnistlab.loading import held_out_pixels, load_or_exit
 
     skip_failing_nvml_check()
     loaded = load_or_exit(cfg.ckpt_path)

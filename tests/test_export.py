@@ -9,7 +9,7 @@ import pytest
 from omegaconf import open_dict
 
 from mnistlab import export as exporting
-from mnistlab.loading import load_model
+from mnistlab.loading import held_out_pixels, load_model
 from mnistlab.training import train
 from tests.helpers import run_cli
 
@@ -37,7 +37,7 @@ def test_torchscript_export_runs_the_same_on_the_whole_test_set(mnist_cnn, data_
                                                                  tmp_path) -> None:
     loaded = load_model(mnist_cnn)
     path = exporting.export(loaded, "torchscript", tmp_path / "cnn.torchscript.pt")
-    checked = exporting.check(loaded, path, *exporting.held_out_pixels(loaded, str(data_dir)))
+    checked = exporting.check(loaded, path, *held_out_pixels(loaded, str(data_dir)))
     assert checked.images == 10000 and checked.identical, checked
     assert json.loads(Path(f"{path}.json").read_text())["format"] == "torchscript"
 
@@ -63,6 +63,6 @@ def test_every_network_runs_the_same_in_onnxruntime_on_the_whole_test_set(
     result = train(cfg)
     loaded = load_model(result.best_checkpoint)
     path = exporting.export(loaded, "onnx", tmp_path / f"{model}.onnx")
-    checked = exporting.check(loaded, path, *exporting.held_out_pixels(loaded, str(data_dir)))
+    checked = exporting.check(loaded, path, *held_out_pixels(loaded, str(data_dir)))
     assert checked.images == 10000 and checked.identical, checked
     assert checked.max_logit_difference < 1e-3

@@ -8,8 +8,10 @@ imported when a file is read.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +90,27 @@ def verified_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError("was not written by this version of train.py (no 'mnistlab' "
                               "entry with its config, classes and normalisation)")
     return checkpoint
+
+
+def member_paths(ckpt_path: str | os.PathLike[str] | Sequence[str]) -> list[Path]:
+    """The checkpoints that ``ckpt_path`` names: a checkpoint, a list of them, a run folder
+    (its best checkpoint) or a sweep folder (every completed job's best checkpoint)."""
+    if not isinstance(ckpt_path, str | os.PathLike):
+        return [Path(path) for path in ckpt_path]
+    path = Path(ckpt_path)
+    if not path.is_dir():
+        return [path]
+    records = [path / "result.json"] if (path / "result.json").is_file() else sorted(
+        path.glob("*/result.json"), key=lambda p: (len(p.parent.name), p.parent.name))
+    found = []
+    for record in records:
+        try:
+            result = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue
+        if result.get("status") == "completed" and result.get("best_checkpoint"):
+            found.append(Path(result["best_checkpoint"]))
+    if not found:
+        raise CheckpointError(f"{ckpt_path} holds no completed run with a best checkpoint "
+                              "(result.json): give a checkpoint, a run folder or a sweep folder")
+    return found

@@ -28,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mnistlab.checkpoint_files import inspect_checkpoint, trained_so_far
+from mnistlab.checkpoint_files import inspect_checkpoint, member_paths, trained_so_far
 from mnistlab.errors import CheckpointError, ConfigError, exit_with
 from mnistlab.resume import fixed_changes
 
@@ -286,6 +286,9 @@ def check_checkpoint(cfg: DictConfig) -> None:
     path = cfg.get("ckpt_path")
     if path is None:
         return
+    if "split" in cfg and (isinstance(path, ListConfig) or Path(str(path)).is_dir()):
+        _check_members(cfg, path)  # eval.py: an ensemble
+        return
     try:
         info = inspect_checkpoint(path)
     except CheckpointError as err:
@@ -388,6 +391,25 @@ CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     check_optimized_metric, check_checkpoint, check_trainer_fields, check_model_fields)
 # (In this order the checks that import Lightning, to read the Trainer's and the networks'
 # arguments, come last: a refused checkpoint answers after importing torch alone.)
+
+
+def _check_members(cfg: DictConfig, path: Any) -> None:
+    """Every checkpoint of an ensemble (a list, or a run or sweep folder) can be read, and an
+    ensemble is scored on the test set (members of replicates hold different validation
+    splits)."""
+    try:
+        members = member_paths(list(path) if isinstance(path, ListConfig) else str(path))
+        for member in members:
+            try:
+                inspect_checkpoint(member)
+            except CheckpointError as err:
+                raise CheckpointError(f"{member}: {err}") from None
+    except CheckpointError as err:
+        raise ConfigError(f"ckpt_path={path}: {err}") from None
+    if len(members) > 1 and cfg.split != "test":
+        raise ConfigError(f"split={cfg.split} with {len(members)} checkpoints: an ensemble is "
+                          "scored on the test set, which all its members share. Fix: leave "
+                          "split out, or give one checkpoint.")
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import open_dict
 from torch import Tensor, nn
 
-from mnistlab.build import build_datamodule
 from mnistlab.internals import tracing
 from mnistlab.loading import LoadedModel
 
@@ -129,19 +127,6 @@ def check(loaded: LoadedModel, path: Path, pixels: Tensor, labels: Tensor) -> Ch
                  max_logit_difference=float((logits - expected).abs().max()),
                  same_predictions=int((predicted == expected.argmax(dim=1)).sum()),
                  accuracy=float((predicted == labels).float().mean()))
-
-
-def held_out_pixels(loaded: LoadedModel, data_dir: str) -> tuple[Tensor, Tensor]:
-    """The checkpoint's dataset's test images as [0, 1] pixels, and their labels."""
-    config = loaded.config.copy()
-    with open_dict(config):
-        config.data.data_dir = data_dir
-        config.data.loader = "memory"
-    datamodule = build_datamodule(config)
-    datamodule.prepare_data()
-    datamodule.setup()
-    test = datamodule.test_set
-    return test.images.float() / 255, test.labels
 
 
 def report(check_result: Check) -> str:

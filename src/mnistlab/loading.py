@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mnistlab.build import build_model
+from mnistlab.build import build_datamodule, build_model
 from mnistlab.checkpoint_files import verified_checkpoint
 from mnistlab.errors import CheckpointError, exit_with
 from mnistlab.models import MNISTClassifier
@@ -60,3 +60,16 @@ def load_or_exit(path: str | os.PathLike[str]) -> LoadedModel:
         return load_model(path)
     except CheckpointError as err:
         exit_with(f"ckpt_path={err}")
+
+
+def held_out_pixels(loaded: LoadedModel, data_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The checkpoint's dataset's test images as [0, 1] pixels, and their labels."""
+    config = loaded.config.copy()
+    with open_dict(config):
+        config.data.data_dir = data_dir
+        config.data.loader = "memory"
+    datamodule = build_datamodule(config)
+    datamodule.prepare_data()
+    datamodule.setup()
+    test = datamodule.test_set
+    return test.images.float() / 255, test.labels

@@ -1,0 +1,78 @@
+"""Several trained networks as one: the mean of their class probabilities.
+
+A sweep's replicates (``-m replicate=0,1,2,3,4``) are networks that make different mistakes;
+averaging their probabilities is the classic way past what any one of them reaches.
+``eval.py ckpt_path=<sweep folder>`` (or a list of checkpoints) scores each member and the
+ensemble on the same test images.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from mnistlab.errors import CheckpointError
+from mnistlab.loading import LoadedModel, held_out_pixels, load_model
+from mnistlab.prediction import classify
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Members that fit together: the same classes and the same input normalisation."""
+
+    members: list[LoadedModel]
+
+    @property
+    def classes(self) -> list[str]:
+        return self.members[0].classes
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """The members' mean class probabilities for images (N, 1, 28, 28) in [0, 1]."""
+        return torch.stack([classify(member, images) for member in self.members]).mean(dim=0)
+
+
+def load_ensemble(paths: Sequence[str | os.PathLike[str]]) -> Ensemble:
+    """Load every member; refuse members whose classes or normalisation differ from the
+    first's (their probabilities would not mean the same)."""
+    members = [load_model(path) for path in paths]
+    first = members[0]
+    for member in members[1:]:
+        if member.classes != first.classes:
+            raise CheckpointError(
+                f"{member.path} does not fit with {first.path}: its classes are "
+                f"{member.classes}, not {first.classes}. Fix: leave it out of the ensemble")
+        if (member.normalize, member.mean, member.std) != (first.normalize, first.mean,
+                                                           first.std):
+            raise CheckpointError(
+                f"{member.path} does not fit with {first.path}: its inputs are normalised "
+                f"differently (normalize={member.normalize}, mean {member.mean}, std "
+                f"{member.std}). Fix: leave it out, or ensemble runs of one data setting")
+    return Ensemble(members)
+
+
+@dataclass
+class EnsembleResult:
+    """Each member's test accuracy and the ensemble's, on the same images."""
+
+    members: dict[str, float]
+    ensemble: float
+    images: int
+
+
+def evaluate_ensemble(ensemble: Ensemble, data_dir: str, batch: int = 1000) -> EnsembleResult:
+    """Score every member and the mean of their probabilities on the members' test set."""
+    pixels, labels = held_out_pixels(ensemble.members[0], data_dir)
+    correct = torch.zeros(len(ensemble.members) + 1)
+    with torch.inference_mode():
+        for start in range(0, len(labels), batch):
+            images, truth = pixels[start:start + batch], labels[start:start + batch]
+            probabilities = torch.stack([classify(m, images) for m in ensemble.members])
+            guesses = torch.cat([probabilities, probabilities.mean(dim=0, keepdim=True)])
+            correct += (guesses.argmax(dim=2) == truth).sum(dim=1)
+    accuracy = (correct / len(labels)).tolist()
+    return EnsembleResult(
+        members={str(m.path): acc for m, acc in zip(ensemble.members, accuracy, strict=False)},
+        ensemble=accuracy[-1], images=len(labels))
