@@ -1,5 +1,8 @@
 """Classify your own digit images: `python predict.py ckpt_path=<checkpoint> inputs=<folder>`.
 
+Several checkpoints (a sweep folder, or `ckpt_path='[a.ckpt,b.ckpt]'`) classify as one
+ensemble: the mean of their probabilities.
+
 Any size, colour or grayscale, with or without transparency, dark on light or light on dark:
 each image is cropped to its ink, fitted into 20x20 and centred by mass in 28x28, as MNIST's
 digits were. Prints file, predicted digit, probability and top guesses; `output=preds.csv` (or
@@ -23,8 +26,8 @@ from mnistlab.resolvers import register_resolvers
 def main(cfg: DictConfig) -> None:
     check_or_exit(cfg)
     # torch and Lightning (about 6 s) load after Hydra has answered --help and --cfg (train.py)
+    from mnistlab.ensemble import load_or_exit
     from mnistlab.internals import skip_failing_nvml_check
-    from mnistlab.loading import load_or_exit
     from mnistlab.prediction import collect_inputs, predict_files, table, write
 
     skip_failing_nvml_check()

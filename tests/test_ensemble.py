@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
+from mnistlab import export as exporting
 from mnistlab.checkpoint_files import member_paths
 from mnistlab.ensemble import evaluate_ensemble, load_ensemble
 from mnistlab.errors import CheckpointError
 from mnistlab.loading import held_out_pixels
-from mnistlab.prediction import classify
+from mnistlab.prediction import predict_files
 from mnistlab.training import train
 from tests.helpers import run_cli, small_config
 
@@ -37,7 +39,7 @@ def members(tmp_path_factory, tiny_dir) -> list[Path]:
 def test_the_ensemble_averages_its_members_probabilities(members, tiny_dir) -> None:
     ensemble = load_ensemble(members)
     pixels, labels = held_out_pixels(ensemble.members[0], str(tiny_dir))
-    each = [classify(member, pixels) for member in ensemble.members]
+    each = [member.probabilities(pixels) for member in ensemble.members]
     assert not torch.equal(each[0], each[1])  # two different networks
     assert torch.allclose(ensemble.probabilities(pixels), (each[0] + each[1]) / 2)
 
@@ -99,3 +101,35 @@ def test_eval_command_scores_a_sweep_folder_member_by_member_and_together(
     assert refused.returncode == 2 and refused.stderr == (
         "Error: split=val with 2 checkpoints: an ensemble is scored on the test set, which all "
         "its members share. Fix: leave split out, or give one checkpoint.\n")
+
+
+def test_an_ensemble_exports_to_onnx_that_answers_as_it_does(members, tmp_path,
+                                                             tiny_dir) -> None:
+    ensemble = load_ensemble(members)
+    path = exporting.export(ensemble, "onnx", tmp_path / "ensemble.onnx")
+    pixels, labels = held_out_pixels(ensemble.members[0], str(tiny_dir))
+    checked = exporting.check(ensemble, path, pixels, labels)
+    assert checked.images == 1000 and checked.identical, checked
+    assert checked.accuracy == pytest.approx(evaluate_ensemble(ensemble, str(tiny_dir)).ensemble,
+                                             abs=1e-6)
+    card = json.loads(Path(f"{path}.json").read_text())
+    assert card["checkpoint"] == [str(m) for m in members]
+    assert card["model"].startswith("ensemble of 2 (MLPBatchNorm, MLPBatchNorm)")
+    # Its output's softmax is the members' mean probability.
+    softmax = exporting.run_exported(path, pixels[:50]).softmax(dim=1)
+    assert torch.allclose(softmax, ensemble.probabilities(pixels[:50]), atol=1e-5)
+
+
+def test_predict_classifies_with_the_ensemble(members, tmp_path, tiny_dir, data_dir) -> None:
+    ensemble = load_ensemble(members)
+    pixels, _ = held_out_pixels(ensemble.members[0], str(tiny_dir))
+    Image.fromarray((pixels[0, 0] * 255).byte().numpy()).save(tmp_path / "digit.png")
+    [prediction] = predict_files(ensemble, [tmp_path / "digit.png"], top=10)
+    read = dict(prediction.top)
+    assert sum(read.values()) == pytest.approx(1, abs=1e-3)
+    sweep = members[0].parent.parent.parent
+    said = run_cli("predict.py", f"ckpt_path={sweep}", f"inputs={tmp_path / 'digit.png'}",
+                   cwd=tmp_path, data_dir=data_dir)
+    assert said.returncode == 0, said.stderr[-3000:]
+    row = said.stdout.splitlines()[1].split()
+    assert row[1:3] == [prediction.label, f"{prediction.probability:.3f}"]

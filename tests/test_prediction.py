@@ -14,7 +14,7 @@ from torchvision import datasets
 
 from mnistlab.digits import DigitImageError, open_image, prepare_digit
 from mnistlab.loading import load_model
-from mnistlab.prediction import classify, collect_inputs, predict_files
+from mnistlab.prediction import collect_inputs, predict_files
 from tests.helpers import run_cli
 
 
@@ -97,7 +97,7 @@ def test_pngs_as_people_have_them_score_like_the_original_digits(checkpoint, tes
     count = 1000
     originals = test_digits.data[:count].unsqueeze(1).float() / 255
     labels = test_digits.targets[:count]
-    right = int((classify(loaded, originals).argmax(dim=1) == labels).sum())
+    right = int((loaded.probabilities(originals).argmax(dim=1) == labels).sum())
     rng = random.Random(1)
     modes = ["RGB", "RGB", "RGBA", "RGBA-transparent"]
     for index in range(count):

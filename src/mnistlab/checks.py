@@ -286,8 +286,9 @@ def check_checkpoint(cfg: DictConfig) -> None:
     path = cfg.get("ckpt_path")
     if path is None:
         return
-    if "split" in cfg and (isinstance(path, ListConfig) or Path(str(path)).is_dir()):
-        _check_members(cfg, path)  # eval.py: an ensemble
+    if (_script(cfg) in ENSEMBLE_SCRIPTS
+            and (isinstance(path, ListConfig) or Path(str(path)).is_dir())):
+        _check_members(cfg, path)  # an ensemble
         return
     try:
         info = inspect_checkpoint(path)
@@ -393,6 +394,10 @@ CHECKS: tuple[Callable[[DictConfig], None], ...] = (
 # arguments, come last: a refused checkpoint answers after importing torch alone.)
 
 
+# The entry points that take several checkpoints as one ensemble (mnistlab.ensemble).
+ENSEMBLE_SCRIPTS = ("eval.py", "predict.py", "export.py")
+
+
 def _check_members(cfg: DictConfig, path: Any) -> None:
     """Every checkpoint of an ensemble (a list, or a run or sweep folder) can be read, and an
     ensemble is scored on the test set (members of replicates hold different validation
@@ -406,7 +411,7 @@ def _check_members(cfg: DictConfig, path: Any) -> None:
                 raise CheckpointError(f"{member}: {err}") from None
     except CheckpointError as err:
         raise ConfigError(f"ckpt_path={path}: {err}") from None
-    if len(members) > 1 and cfg.split != "test":
+    if len(members) > 1 and cfg.get("split", "test") != "test":
         raise ConfigError(f"split={cfg.split} with {len(members)} checkpoints: an ensemble is "
                           "scored on the test set, which all its members share. Fix: leave "
                           "split out, or give one checkpoint.")

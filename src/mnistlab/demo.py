@@ -21,7 +21,6 @@ from PIL import Image
 from mnistlab.digits import MAX_PIXELS, DigitImageError, open_image, prepare_digit
 from mnistlab.errors import exit_with
 from mnistlab.loading import LoadedModel
-from mnistlab.prediction import classify
 
 # Gradio's sketchpad opens, and clears, with no tool chosen ("select the draw tool to start");
 # the page picks the brush then, so that drawing works at once.
@@ -88,7 +87,7 @@ def read_digit(loaded: LoadedModel, image: Image.Image | None) -> Reading:
         digit = prepare_digit(image)
     except DigitImageError as err:
         return Reading(f"Cannot read a digit: {err}.")
-    probs = classify(loaded, digit.unsqueeze(0))[0]
+    probs = loaded.probabilities(digit.unsqueeze(0))[0]
     ranked = {loaded.classes[i]: float(p) for i, p in enumerate(probs)}
     best = max(ranked, key=ranked.__getitem__)
     pixels = (digit[0].numpy() * 255).round().astype(np.uint8)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from omegaconf import ListConfig
 
-from mnistlab.errors import CheckpointError
+from mnistlab.checkpoint_files import member_paths
+from mnistlab.errors import CheckpointError, exit_with
 from mnistlab.loading import LoadedModel, held_out_pixels, load_model
-from mnistlab.prediction import classify
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Ensemble:
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """The members' mean class probabilities for images (N, 1, 28, 28) in [0, 1]."""
-        return torch.stack([classify(member, images) for member in self.members]).mean(dim=0)
+        return torch.stack([member.probabilities(images) for member in self.members]).mean(dim=0)
 
 
 def load_ensemble(paths: Sequence[str | os.PathLike[str]]) -> Ensemble:
@@ -69,10 +71,21 @@ def evaluate_ensemble(ensemble: Ensemble, data_dir: str, batch: int = 1000) -> E
     with torch.inference_mode():
         for start in range(0, len(labels), batch):
             images, truth = pixels[start:start + batch], labels[start:start + batch]
-            probabilities = torch.stack([classify(m, images) for m in ensemble.members])
+            probabilities = torch.stack([m.probabilities(images) for m in ensemble.members])
             guesses = torch.cat([probabilities, probabilities.mean(dim=0, keepdim=True)])
             correct += (guesses.argmax(dim=2) == truth).sum(dim=1)
     accuracy = (correct / len(labels)).tolist()
     return EnsembleResult(
         members={str(m.path): acc for m, acc in zip(ensemble.members, accuracy, strict=False)},
         ensemble=accuracy[-1], images=len(labels))
+
+
+def load_or_exit(ckpt_path: Any) -> LoadedModel | Ensemble:
+    """The network, or the ensemble, that ``ckpt_path`` names (a checkpoint, a list, a run or
+    sweep folder); or the reason it cannot be used, and exit status 2."""
+    try:
+        paths = member_paths(list(ckpt_path) if isinstance(ckpt_path, ListConfig)
+                             else str(ckpt_path))
+        return load_model(paths[0]) if len(paths) == 1 else load_ensemble(paths)
+    except CheckpointError as err:
+        exit_with(f"ckpt_path={err}")

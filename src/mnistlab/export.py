@@ -9,6 +9,7 @@ file on the whole test set and compares it with the checkpoint's own network.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import warnings
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from mnistlab.ensemble import Ensemble
 from mnistlab.internals import tracing
 from mnistlab.loading import LoadedModel
 
@@ -41,31 +43,59 @@ class WithNormalisation(nn.Module):
         return self.network(pixels)
 
 
-def card(loaded: LoadedModel, fmt: str) -> dict:
+class EnsembleOutput(nn.Module):
+    """Several networks as one: the log of their mean probability, a logit vector whose softmax
+    is the ensemble's probabilities (mnistlab.ensemble)."""
+
+    def __init__(self, ensemble: Ensemble) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(WithNormalisation(member) for member in ensemble.members)
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        probabilities = torch.stack([member(pixels).softmax(dim=1) for member in self.members])
+        return probabilities.mean(dim=0).log()
+
+
+def as_module(loaded: LoadedModel | Ensemble) -> nn.Module:
+    """What is exported: plain pixels in, logits out."""
+    module = EnsembleOutput(loaded) if isinstance(loaded, Ensemble) else WithNormalisation(loaded)
+    return module.eval()
+
+
+def card(loaded: LoadedModel | Ensemble, fmt: str) -> dict:
     """What a user of the exported file needs to know, written beside it as JSON."""
-    normalisation = (f"built in: (pixels - {loaded.mean}) / {loaded.std}" if loaded.normalize
+    members = loaded.members if isinstance(loaded, Ensemble) else [loaded]
+    first = members[0]
+    normalisation = (f"built in: (pixels - {first.mean}) / {first.std}" if first.normalize
                      else "none (the network was trained on [0, 1] pixels)")
+    models = [member.config.model._target_.rsplit(".", 1)[-1] for member in members]
     return {
         "format": fmt,
-        "checkpoint": str(loaded.path),
-        "model": loaded.config.model._target_.rsplit(".", 1)[-1],
+        "checkpoint": str(first.path) if len(members) == 1 else [str(m.path) for m in members],
+        "model": models[0] if len(members) == 1 else (
+            f"ensemble of {len(members)} ({', '.join(models)}): the output is the log of the "
+            "members' mean probability"),
         "input": {"name": INPUT, "dtype": "float32", "shape": ["batch", 1, 28, 28],
                   "pixels": "[0, 1], light digit on a dark background, cropped to the ink, "
                             "scaled to fit 20x20 and centred by mass in 28x28 (as MNIST; "
                             "mnistlab.digits.prepare_digit does this to any picture)",
                   "normalisation": normalisation},
-        "output": {"name": OUTPUT, "shape": ["batch", len(loaded.classes)],
+        "output": {"name": OUTPUT, "shape": ["batch", len(first.classes)],
                    "meaning": "logits; softmax gives probabilities, argmax the class"},
-        "classes": loaded.classes,
+        "classes": first.classes,
     }
 
 
-def export(loaded: LoadedModel, fmt: str, out: Path | None = None) -> Path:
-    """Write the network in ``fmt`` (default: beside the checkpoint) and its JSON card."""
+def export(loaded: LoadedModel | Ensemble, fmt: str, out: Path | None = None) -> Path:
+    """Write the network in ``fmt`` and its JSON card: by default beside the checkpoint, and
+    an ensemble as ensemble.onnx (or .pt) in the current folder."""
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r} is unknown; use format=onnx or format=torchscript")
-    out = out or loaded.path.with_suffix(FORMATS[fmt])
-    module = WithNormalisation(loaded).eval()
+    if out is None:
+        out = (Path(f"ensemble{FORMATS[fmt]}") if isinstance(loaded, Ensemble)
+               else loaded.path.with_suffix(FORMATS[fmt]))
+    module = as_module(loaded)
+    members = loaded.members if isinstance(loaded, Ensemble) else [loaded]
     example = torch.rand(2, 1, 28, 28)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporters' notes on their own internals
@@ -78,7 +108,9 @@ def export(loaded: LoadedModel, fmt: str, out: Path | None = None) -> Path:
                                         dynamic_shapes={"pixels": {0: batch}}, verbose=False)
             program.save(str(out))
         else:
-            with tracing(loaded.model):
+            with contextlib.ExitStack() as stack:
+                for member in members:
+                    stack.enter_context(tracing(member.model))
                 torch.jit.trace(module, example).save(str(out))
     Path(f"{out}.json").write_text(json.dumps(card(loaded, fmt), indent=2) + "\n")
     return out
@@ -116,11 +148,11 @@ def run_exported(path: Path, pixels: Tensor, batch_size: int = 1000) -> Tensor:
     return torch.cat(chunks)
 
 
-def check(loaded: LoadedModel, path: Path, pixels: Tensor, labels: Tensor) -> Check:
-    """Run the exported file and the checkpoint's network on the same images."""
+def check(loaded: LoadedModel | Ensemble, path: Path, pixels: Tensor, labels: Tensor) -> Check:
+    """Run the exported file and the checkpoint's network (or ensemble) on the same images."""
+    module = as_module(loaded)
     with torch.no_grad():
-        expected = torch.cat([WithNormalisation(loaded)(pixels[s:s + 1000])
-                              for s in range(0, len(pixels), 1000)])
+        expected = torch.cat([module(pixels[s:s + 1000]) for s in range(0, len(pixels), 1000)])
     logits = run_exported(path, pixels)
     predicted = logits.argmax(dim=1)
     return Check(images=len(pixels),

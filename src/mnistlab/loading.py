@@ -37,6 +37,12 @@ class LoadedModel:
             return images
         return (images - self.mean) / self.std
 
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities for MNIST-style images (N, 1, 28, 28) with pixels in [0, 1]."""
+        device = next(self.model.parameters()).device
+        return self.model(self.prepare(images.to(device))).softmax(dim=1).cpu()
+
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     """Rebuild the network of a training checkpoint from the config stored in it."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from mnistlab.digits import MAX_PIXELS, DigitImageError, open_image, prepare_digit
+from mnistlab.ensemble import Ensemble
 from mnistlab.loading import LoadedModel
 
 
@@ -39,9 +40,10 @@ def collect_inputs(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     return paths
 
 
-def predict_files(loaded: LoadedModel, paths: Iterable[Path], top: int = 3,
+def predict_files(loaded: LoadedModel | Ensemble, paths: Iterable[Path], top: int = 3,
                   max_pixels: int = MAX_PIXELS, batch_size: int = 256) -> list[Prediction]:
-    """Prepare each file as an MNIST digit and classify the good ones in batches."""
+    """Prepare each file as an MNIST digit and classify the good ones in batches, with one
+    network or an ensemble (the mean of its members' probabilities)."""
     predictions, ready = [], []
     for path in paths:
         prediction = Prediction(file=str(path))
@@ -53,19 +55,12 @@ def predict_files(loaded: LoadedModel, paths: Iterable[Path], top: int = 3,
     for first in range(0, len(ready), batch_size):
         chunk = ready[first:first + batch_size]
         images = torch.stack([digit for _, digit in chunk])
-        for (prediction, _), probs in zip(chunk, classify(loaded, images), strict=True):
+        for (prediction, _), probs in zip(chunk, loaded.probabilities(images), strict=True):
             values, indices = probs.topk(min(top, len(loaded.classes)))
             prediction.top = [(loaded.classes[int(i)], round(float(v), 4))
                               for v, i in zip(values, indices, strict=True)]
             prediction.label, prediction.probability = prediction.top[0]
     return predictions
-
-
-@torch.no_grad()
-def classify(loaded: LoadedModel, images: torch.Tensor) -> torch.Tensor:
-    """Class probabilities for MNIST-style images (N, 1, 28, 28) with pixels in [0, 1]."""
-    device = next(loaded.model.parameters()).device
-    return loaded.model(loaded.prepare(images.to(device))).softmax(dim=1).cpu()
 
 
 def table(predictions: Sequence[Prediction]) -> str:
