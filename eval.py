@@ -49,6 +49,7 @@ def main(cfg: DictConfig) -> float:
 
 def evaluate_members(cfg: DictConfig, members: list[Path]) -> float:
     """Each member's test accuracy and the ensemble's, printed and written to result.json."""
+    # torch and Lightning, as in main: after Hydra has answered
     from mnistlab.ensemble import evaluate_ensemble, load_ensemble
     from mnistlab.errors import CheckpointError, exit_with
 
