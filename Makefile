@@ -18,7 +18,7 @@ REPRO_OUT ?= outputs/reproduce
 REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 REPRO_DIR ?= $(REPRO_OUT)/runs/$(REPRO_STAMP)
 
-.PHONY: install data train test test-fast test-cluster lint bench bench-patches gpu-bundle reproduce compare \
+.PHONY: install data train test test-fast test-cluster lint bench bench-busy bench-patches gpu-bundle reproduce compare \
 	screenshots demo clean clean-outputs cluster-up cluster-down cluster-status
 
 install: $(VENV)/.installed
@@ -61,6 +61,12 @@ test-fast: install
 bench: install
 	$(BIN)/python -m bench.run --page docs/performance.md $(BENCH_ARGS)
 	$(BIN)/python -m bench.sweeps
+
+# The default command alone and beside one busy process, threads=null (torch's default) against
+# threads=auto: make bench-busy BUSY_ARGS="--rounds 3".
+BUSY_ARGS ?=
+bench-busy: install
+	$(BIN)/python -m bench.busy --page docs/performance.md $(BUSY_ARGS)
 
 # What each speed patch of mnistlab/internals.py saves, per preset: epochs with all patches
 # against epochs with one switched off, interleaved; the table goes into docs/performance.md.

@@ -34,7 +34,7 @@ CONFIG_CASES = [
     ("model=mlp_dropout model.dropout=1.0", "model.dropout=1.0 is invalid"),
     ("model=cnn_deep model.dropout=-0.2", "model.dropout=-0.2 is invalid"),
     ("model.label_smoothing=1.5", "model.label_smoothing=1.5 is invalid"),
-    ("threads=0", "threads=0 is invalid: it must be null or an integer >= 1"),
+    ("threads=0", "threads=0 is invalid: it must be auto, null or an integer >= 1"),
     ("replicate=-1", "replicate=-1 is invalid"),
     ("data.val_size=0", "data.val_size=0 is invalid"),
     ("data.val_size=60000", "data.val_size=60000 is invalid"),

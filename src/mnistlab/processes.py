@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 
@@ -33,3 +34,29 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def idle_cores(seconds: float = 0.2) -> float | None:
+    """How many of the machine's cores no program used over the next ``seconds`` (from
+    /proc/stat's tick counts: idle and waiting for I/O); None where there is no /proc."""
+    def ticks() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return values[3] + values[4], sum(values)
+
+    try:
+        (idle_before, total_before), _ = ticks(), time.sleep(seconds)
+        idle_after, total_after = ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total_after <= total_before:
+        return None
+    return (os.cpu_count() or 1) * (idle_after - idle_before) / (total_after - total_before)
+
+
+def free_threads(default: int) -> int:
+    """Torch threads for a run on a machine others may share: ``default`` (torch's, one per
+    core), or as many as cores are idle when fewer are. Beside a busy program each of torch's
+    threads in turn loses its core, and the others wait for it at every operator's end: on 2
+    cores beside one busy process, 2 threads took 3.2 times as long as alone, 1 thread 1.5."""
+    idle = idle_cores()
+    return default if idle is None else max(1, min(default, round(idle)))

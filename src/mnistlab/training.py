@@ -32,6 +32,7 @@ from mnistlab.data import DataNotFoundError
 from mnistlab.errors import ConfigError, exit_with
 from mnistlab.hparams import hparams_entry, write_hparams
 from mnistlab.internals import frozen_garbage, skip_empty_step_hooks
+from mnistlab.processes import free_threads
 from mnistlab.resume import allowed_changes, resumed_config
 from mnistlab.run_folder import job_left_off
 from mnistlab.stopping import (
@@ -91,10 +92,27 @@ def train(cfg: DictConfig) -> RunResult:
     check_config(cfg)
     threads = torch.get_num_threads()
     try:  # the thread count is process-wide: later runs of a sweep get the default back
-        torch.set_num_threads(cfg.get("threads") or job_threads() or threads)
+        torch.set_num_threads(_threads(cfg, threads))
         return _train(cfg)
     finally:
         torch.set_num_threads(threads)
+
+
+def _threads(cfg: DictConfig, default: int) -> int:
+    """``threads``: a number as given; in a parallel sweep, the job's share of the cores;
+    ``auto``, torch's default or fewer when other programs keep cores busy; null, the
+    default."""
+    chosen = cfg.get("threads")
+    if chosen == "auto":
+        if job_threads() is not None:
+            return job_threads()
+        picked = free_threads(default)
+        if picked < default:
+            log.info("threads: %d, as %d of %d cores are busy with other programs "
+                     "(threads=auto; threads=%d uses them all)", picked, default - picked,
+                     default, default)
+        return picked
+    return chosen or job_threads() or default
 
 
 def _train(cfg: DictConfig) -> RunResult:
