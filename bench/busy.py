@@ -2,10 +2,11 @@
 threads (``threads=null``) and with ``threads=auto`` (the default).
 
 Each round runs, interleaved: beside one busy-looping process of equal priority (``python -c
-"while 1: pass"``, as another user's job on a shared machine) with null, then auto; then alone
-with null, then auto. Each is ``python train.py`` as typed, in a fresh process, timed from its
-start to its exit. The table gives the median wall seconds, the ratio busy/alone and the test
-accuracy (the same seed throughout).
+"while 1: pass"``, as another user's job on a shared machine) with null and auto; then alone
+with null and auto; every other round in the other order (null auto, then auto null), so that
+a drift in the machine's speed hits both alike. Each is ``python train.py`` as typed, in a
+fresh process, timed from its start to its exit. The table gives the median wall seconds, the
+ratio busy/alone and the test accuracy (the same seed throughout).
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ def main() -> None:
     times: dict[tuple[str, bool], list[float]] = {}
     results: dict[tuple[str, bool], dict] = {}
     with tempfile.TemporaryDirectory() as workdir:
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
+            order = SETTINGS if round_ % 2 == 0 else SETTINGS[::-1]  # A B, then B A
             for busy in (True, False):
-                for threads in SETTINGS:
+                for threads in order:
                     seconds, result = timed_run(Path(workdir), threads, busy, args.overrides)
                     times.setdefault((threads, busy), []).append(seconds)
                     results[threads, busy] = result
