@@ -35,6 +35,7 @@ def test_idle_cores_are_a_share_of_the_machine() -> None:
     assert idle is not None and 0 <= idle <= (os.cpu_count() or 1)
 
 
+@pytest.mark.slow  # keeps every core busy for a second or two
 def test_with_every_core_busy_a_run_on_auto_threads_takes_one(make_cfg, monkeypatch) -> None:
     seen = []
     monkeypatch.setattr("mnistlab.training._train",
