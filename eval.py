@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, open_dict
 
 from mnistlab.checkpoint_files import member_paths
 from mnistlab.resolvers import register_resolvers
@@ -31,10 +31,11 @@ def main(cfg: DictConfig) -> float:
     from mnistlab.internals import skip_failing_nvml_check
 
     skip_failing_nvml_check()
-    members = member_paths(list(cfg.ckpt_path) if OmegaConf.is_list(cfg.ckpt_path)
-                           else str(cfg.ckpt_path))
+    members = member_paths(cfg.ckpt_path)
     if len(members) > 1:
         return evaluate_members(cfg, members)
+    with open_dict(cfg):  # a run folder: its best checkpoint
+        cfg.ckpt_path = str(members[0])
     result = evaluate(cfg)
     (Path(cfg.paths.output_dir) / "result.json").write_text(
         json.dumps(asdict(result), indent=2) + "\n")
@@ -50,14 +51,9 @@ def main(cfg: DictConfig) -> float:
 def evaluate_members(cfg: DictConfig, members: list[Path]) -> float:
     """Each member's test accuracy and the ensemble's, printed and written to result.json."""
     # torch and Lightning, as in main: after Hydra has answered
-    from mnistlab.ensemble import evaluate_ensemble, load_ensemble
-    from mnistlab.errors import CheckpointError, exit_with
+    from mnistlab.ensemble import evaluate_ensemble, load_or_exit
 
-    try:
-        ensemble = load_ensemble(members)
-    except CheckpointError as err:
-        exit_with(f"ckpt_path={err}")
-    result = evaluate_ensemble(ensemble, cfg.paths.data_dir)
+    result = evaluate_ensemble(load_or_exit(members), cfg.paths.data_dir)
     (Path(cfg.paths.output_dir) / "result.json").write_text(
         json.dumps(asdict(result), indent=2) + "\n")
     lines = [f"{100 * acc:6.2f}%  {path}" for path, acc in result.members.items()]

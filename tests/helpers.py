@@ -110,6 +110,16 @@ def run_cli(script: str, *args: str, cwd: Path, data_dir: Path) -> subprocess.Co
     return zygote.run(script, args, cwd, os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)})
 
 
+def wait_for_file(run: zygote.Run, folder: Path, pattern: str, seconds: float = 300) -> None:
+    """Return once a file matching ``pattern`` is under ``folder`` (e.g. a job's last.ckpt: it
+    is training); fail if ``run`` ends first or time runs out."""
+    deadline = time.monotonic() + seconds
+    while not list(folder.glob(pattern)):
+        assert run.poll() is None, f"the run ended before {folder / pattern} was written"
+        assert time.monotonic() < deadline, f"no {folder / pattern} within {seconds} s"
+        time.sleep(0.02)
+
+
 class KillAtStep(L.Callback):
     """Sends its own process a signal (SIGKILL: a crash, no cleanup) after optimizer step
     ``step``, so a test interrupts a real run at a known point; in a sweep, only in the job

@@ -15,7 +15,7 @@ import torch
 
 from mnistlab.evaluation import evaluate
 from tests import zygote
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, run_cli, wait_for_file
 from tests.test_checkpoints import eval_config
 from tests.test_sweeps import SHORT, results, table
 
@@ -125,10 +125,8 @@ def test_a_preempted_job_is_requeued_and_ends_as_if_never_stopped(tmp_path, data
                                       "hydra.sweep.dir=slurm"], tmp_path, env,
                          tmp_path / "slurm.log")
     job_folder = tmp_path / "slurm" / "0"
+    wait_for_file(slurm, job_folder, "checkpoints/last.ckpt")  # it is training
     deadline = time.monotonic() + 300
-    while not (job_folder / "checkpoints" / "last.ckpt").is_file():  # it is training
-        assert slurm.poll() is None and time.monotonic() < deadline, "the job ended early"
-        time.sleep(0.05)
     [job] = [path.name for path in (tmp_path / "slurm" / ".submitit").iterdir()
              if path.is_dir()]
     subprocess.run(["scancel", "--signal=USR2", job], check=True)

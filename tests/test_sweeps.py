@@ -18,7 +18,7 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 
 from mnistlab.evaluation import evaluate
 from tests import zygote
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, run_cli, wait_for_file
 from tests.test_checkpoints import eval_config
 
 pytestmark = pytest.mark.slow
@@ -107,11 +107,8 @@ def test_an_optuna_search_killed_midway_resumes_from_its_sqlite_study(tmp_path,
                "trainer.limit_val_batches=2", "callbacks.step_checkpoint.every_n_steps=1"]
     env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
     first = zygote.start("train.py", command, tmp_path, env, tmp_path / "first.log")
-    deadline = time.monotonic() + 300
     # Kill the search (no cleanup: SIGKILL) once its second trial is training.
-    while not list(sweep.glob("1_*/checkpoints/last.ckpt")):
-        assert first.poll() is None and time.monotonic() < deadline, "the search ended early"
-        time.sleep(0.05)
+    wait_for_file(first, sweep, "1_*/checkpoints/last.ckpt")
     first.send_signal(signal.SIGKILL)
     first.wait()
     study = optuna.load_study(study_name="mnistlab", storage=f"sqlite:///{sweep}/optuna.db")
@@ -235,10 +232,7 @@ def test_a_sigkilled_sweep_resumes_when_its_command_runs_again(tmp_path, data_di
                f"hydra.sweep.dir={sweep}"]
     env = os.environ | {"MNISTLAB_DATA_DIR": str(data_dir)}
     killed = zygote.start("train.py", command, tmp_path, env, tmp_path / "killed.log")
-    deadline = time.monotonic() + 300
-    while not list(sweep.glob("1_*/checkpoints/last.ckpt")):
-        assert killed.poll() is None and time.monotonic() < deadline, "the sweep ended early"
-        time.sleep(0.02)
+    wait_for_file(killed, sweep, "1_*/checkpoints/last.ckpt")
     killed.send_signal(signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL
     assert (sweep / ".mnistlab.lock").is_file()

@@ -92,7 +92,8 @@ def verified_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def member_paths(ckpt_path: str | os.PathLike[str] | Sequence[str]) -> list[Path]:
+def member_paths(ckpt_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+                 ) -> list[Path]:
     """The checkpoints that ``ckpt_path`` names: a checkpoint, a list of them, a run folder
     (its best checkpoint) or a sweep folder (every completed job's best checkpoint)."""
     if not isinstance(ckpt_path, str | os.PathLike):

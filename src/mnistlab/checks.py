@@ -403,7 +403,7 @@ def _check_members(cfg: DictConfig, path: Any) -> None:
     ensemble is scored on the test set (members of replicates hold different validation
     splits)."""
     try:
-        members = member_paths(list(path) if isinstance(path, ListConfig) else str(path))
+        members = member_paths(path)
         for member in members:
             try:
                 inspect_checkpoint(member)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import ListConfig
 
 from mnistlab.checkpoint_files import member_paths
 from mnistlab.errors import CheckpointError, exit_with
@@ -84,8 +83,7 @@ def load_or_exit(ckpt_path: Any) -> LoadedModel | Ensemble:
     """The network, or the ensemble, that ``ckpt_path`` names (a checkpoint, a list, a run or
     sweep folder); or the reason it cannot be used, and exit status 2."""
     try:
-        paths = member_paths(list(ckpt_path) if isinstance(ckpt_path, ListConfig)
-                             else str(ckpt_path))
+        paths = member_paths(ckpt_path)
         return load_model(paths[0]) if len(paths) == 1 else load_ensemble(paths)
     except CheckpointError as err:
         exit_with(f"ckpt_path={err}")

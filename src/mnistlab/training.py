@@ -103,16 +103,18 @@ def _threads(cfg: DictConfig, default: int) -> int:
     ``auto``, torch's default or fewer when other programs keep cores busy; null, the
     default."""
     chosen = cfg.get("threads")
-    if chosen == "auto":
-        if job_threads() is not None:
-            return job_threads()
-        picked = free_threads(default)
-        if picked < default:
-            log.info("threads: %d, as %d of %d cores are busy with other programs "
-                     "(threads=auto; threads=%d uses them all)", picked, default - picked,
-                     default, default)
-        return picked
-    return chosen or job_threads() or default
+    if chosen not in (None, "auto"):
+        return chosen
+    shared = job_threads()
+    if shared is not None:
+        return shared
+    if chosen is None:
+        return default
+    picked = free_threads(default)
+    if picked < default:
+        log.info("threads: %d, as %d of %d cores are busy with other programs (threads=auto; "
+                 "threads=%d uses them all)", picked, default - picked, default, default)
+    return picked
 
 
 def _train(cfg: DictConfig) -> RunResult:
