@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import glob
 import math
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import shutil
 import subprocess
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from omegaconf import OmegaConf
 
+from mnistlab.shared_study import CappedStorage
 from tests import zygote
 from tests.browser import free_port
 from tests.test_sweeps import SHORT, results
@@ -93,3 +97,34 @@ def _params(overrides_file: Path) -> tuple:
 def _rounded(params: dict) -> tuple:
     return tuple(sorted((key, round(value, 12) if isinstance(value, float) else value)
                         for key, value in params.items()))
+
+
+def test_machines_opening_a_new_database_at_once_all_open_it(postgres) -> None:
+    """Optuna creates its tables on first use; done twice at once, one machine failed with
+    'duplicate key value violates unique constraint'."""
+    engine = sqlalchemy.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text("CREATE DATABASE fresh"))
+    engine.dispose()
+    url = postgres.rsplit("/", 1)[0] + "/fresh"
+    context = multiprocessing.get_context("fork")
+    start, said = context.Barrier(6), context.Queue()
+    machines = [context.Process(target=_open_at_once, args=(url, start, said))
+                for _ in range(6)]
+    for machine in machines:
+        machine.start()
+    outcomes = [said.get(timeout=120) for _ in machines]
+    for machine in machines:
+        machine.join()
+    assert outcomes == ["opened"] * 6
+
+
+def _open_at_once(url: str, start: multiprocessing.synchronize.Barrier,
+                  said: multiprocessing.Queue) -> None:
+    start.wait()
+    try:
+        CappedStorage(url, n_trials=1).engine.dispose()
+    except Exception as err:  # the error is the test's output
+        said.put(f"{type(err).__name__}: {err}"[:300])
+        return
+    said.put("opened")

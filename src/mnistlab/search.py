@@ -26,8 +26,6 @@ from mnistlab.sweeps import JOB_OFFSET_ENV
 log = logging.getLogger(__name__)
 
 SQLITE = "sqlite:///"
-# The study's user attribute listing the numbers of trials replaced by a resumed search.
-REPLACED = "mnistlab_replaced_trials"
 
 
 def sqlite_file(storage: str) -> Path | None:
@@ -45,12 +43,16 @@ class ResumeSearch(Callback):
         database = sqlite_file(storage)
         if database is not None:  # SQLite cannot create the file's folder
             database.parent.mkdir(parents=True, exist_ok=True)
-        import optuna  # only searches pay for the import
+        # optuna and SQLAlchemy: only searches pay for the import.
+        import optuna
         from optuna.trial import TrialState
 
+        from mnistlab.shared_study import REPLACED, CappedStorage
+
         name = config.hydra.sweeper.study_name
+        total = int(config.hydra.sweeper.n_trials)
         try:
-            study = optuna.load_study(study_name=name, storage=storage)
+            study = optuna.load_study(study_name=name, storage=CappedStorage(storage, total))
         except KeyError:  # a new study
             return
         except Exception as err:  # the storage's own error: SQLAlchemy's, many kinds
@@ -69,7 +71,6 @@ class ResumeSearch(Callback):
             study.set_user_attr(REPLACED, [*replaced, *(t.number for t in running)])
             finished = [t for t in finished if t.number not in replaced]
             running = []
-        total = int(config.hydra.sweeper.n_trials)
         remaining = max(0, total - len(finished) - len(running))
         seed = OmegaConf.select(config, "hydra.sweeper.sampler.seed")
         with read_write(config), open_dict(config):

@@ -7,18 +7,26 @@ lock, so that two machines asking at the same moment cannot both take the last o
 that, it raises ``StudyFull``, which ends that machine's search (the sweeper plugin
 hydra_plugins.mnistlab_plugins.sweeper). Trials of a killed search that a resumed one replaced
 (mnistlab.search) do not count.
+
+Two machines that open a new database at the same moment would both create Optuna's tables
+and one would fail ("duplicate key value violates unique constraint"); they create them one
+after the other, under a PostgreSQL advisory lock.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
-from mnistlab.search import REPLACED
+# The study's user attribute listing the numbers of trials replaced by a resumed search.
+REPLACED = "mnistlab_replaced_trials"
 
 
 class StudyFull(Exception):
@@ -29,7 +37,8 @@ class CappedStorage(RDBStorage):
     """An Optuna RDB storage that holds at most ``n_trials`` trials per study."""
 
     def __init__(self, url: str, n_trials: int, **kwargs: Any) -> None:
-        super().__init__(url, **kwargs)
+        with _one_at_a_time(url):  # creating the tables is not safe to do twice at once
+            super().__init__(url, **kwargs)
         self.n_trials = n_trials
 
     # A private method, overridden: optuna wraps every RDB storage in its _CachedStorage,
@@ -56,3 +65,22 @@ class CappedStorage(RDBStorage):
             raise StudyFull(f"the study holds its {self.n_trials} trials (hydra.sweeper."
                             f"n_trials), {len(held)} of them run here or elsewhere")
         return super()._create_new_trial(study_id)
+
+
+@contextmanager
+def _one_at_a_time(url: str) -> Iterator[None]:
+    """Holds a PostgreSQL session lock on the server of ``url``; other databases need none."""
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = create_engine(url)
+    key = zlib.crc32(b"mnistlab-optuna-schema")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+    finally:
+        engine.dispose()
