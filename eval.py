@@ -9,6 +9,7 @@ scored one by one and as an ensemble, the mean of their probabilities (mnistlab.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -66,3 +67,4 @@ def evaluate_members(cfg: DictConfig, members: list[Path]) -> float:
 if __name__ == "__main__":
     register_resolvers()
     main()
+    gc.freeze()  # the result is written: skip the collection on the way out (see train.py)

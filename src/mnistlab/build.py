@@ -23,6 +23,7 @@ from mnistlab.data import MNISTDataModule
 from mnistlab.data.resumable import RestoreLoaderState
 from mnistlab.internals import no_profiler, skip_empty_step_hooks
 from mnistlab.models import MNISTClassifier
+from mnistlab.precision import chosen_precision
 from mnistlab.resolvers import register_resolvers
 
 
@@ -109,7 +110,8 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     callbacks.append(RestoreLoaderState())  # exact resume, also from an epoch's end
     # Checkpoints are written under a temporary name and renamed: never a half-written file.
     arguments: dict[str, Any] = {"callbacks": callbacks, "logger": loggers or False,
-                                 "plugins": [AtomicCheckpointIO()]} | overrides
+                                 "plugins": [AtomicCheckpointIO()],
+                                 "precision": chosen_precision(cfg.trainer)} | overrides
     if cfg.trainer.get("profiler") is None:
         arguments.setdefault("profiler", no_profiler())
     trainer: L.Trainer = instantiate(cfg.trainer, **arguments)

@@ -192,3 +192,15 @@ def skip_failing_nvml_check() -> bool:
         os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
         return True
     return False
+
+
+# --- Speed: bfloat16 on CPUs that compute it ------------------------------------------------
+def cpu_computes_bfloat16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (x86's AVX512-BF16, also on AMX chips).
+
+    torch's own check (``torch.cpu._is_avx512_bf16_supported``, private), as oneDNN sees the
+    CPU. Where it says no, bfloat16 is emulated: the default CNN's epoch took 8 times as long
+    (mnistlab.precision). Test: tests/test_internals.py
+    (test_torch_finds_native_bfloat16_where_the_cpu_flags_say_so).
+    """
+    return bool(torch.cpu._is_avx512_bf16_supported())
