@@ -18,7 +18,7 @@ REPRO_OUT ?= outputs/reproduce
 REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 REPRO_DIR ?= $(REPRO_OUT)/runs/$(REPRO_STAMP)
 
-.PHONY: install data train test test-fast test-cluster lint bench bench-busy bench-patches gpu-bundle reproduce compare \
+.PHONY: install data train test test-fast test-cluster lint bench bench-busy bench-phases bench-patches gpu-bundle reproduce compare \
 	screenshots demo clean clean-outputs cluster-up cluster-down cluster-status
 
 install: $(VENV)/.installed
@@ -67,6 +67,13 @@ bench: install
 BUSY_ARGS ?=
 bench-busy: install
 	$(BIN)/python -m bench.busy --page docs/performance.md $(BUSY_ARGS)
+
+# Where the seconds of `python train.py` go (imports, set-up, epochs, validation, testing,
+# writing), from the command to its exit: make bench-phases PHASES_ARGS="--compare <commit>"
+# for a before/after table, interleaved.
+PHASES_ARGS ?=
+bench-phases: install
+	$(BIN)/python -m bench.phases --page docs/performance.md $(PHASES_ARGS)
 
 # What each speed patch of mnistlab/internals.py saves, per preset: epochs with all patches
 # against epochs with one switched off, interleaved; the table goes into docs/performance.md.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -15,11 +16,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import datasets
 
 from bench.lightning_loop import lightning_epoch
+from bench.phase_clock import CLOCK_FILE
+from bench.phases import PHASES, timed_run
 from bench.run import Setup
 from bench.tutorials import TUTORIALS, floor_epoch, tutorial_epoch
 from mnistlab.build import build_model
 from tests import zygote
 from tests.helpers import CONF_DIR, ROOT, compose
+from tests.test_sweeps import SHORT
 
 
 def weighted_layers(network: nn.Module) -> list[nn.Module]:
@@ -156,3 +160,21 @@ def test_gpu_bench_without_a_gpu_says_how_to_run_on_the_cpu() -> None:
         pytest.skip("a GPU is present")
     done = zygote.run("-m", ["bench.gpu", "--setups", "cnn"], ROOT, dict(os.environ))
     assert done.returncode == 2 and "--accelerator cpu" in done.stderr
+
+
+@pytest.mark.slow
+def test_phases_of_the_command_add_up_to_its_whole_time(tmp_path, data_dir,
+                                                        monkeypatch) -> None:
+    """make bench-phases: the command in a fresh process, split at Lightning's hooks."""
+    monkeypatch.setenv("MNISTLAB_DATA_DIR", str(data_dir))  # for the child
+    run = timed_run(sys.executable, ROOT, tmp_path, [*SHORT, "trainer.max_epochs=2"])
+    assert math.isclose(sum(run["phases"].values()), run["total"], rel_tol=1e-9)
+    assert list(run["phases"]) == list(PHASES) and run["epochs"] == 2
+    # Two epochs, each training then validating, in the order the clock saw them.
+    stamps = [name for name, _ in json.loads((tmp_path / CLOCK_FILE).read_text())]
+    assert [s for s in stamps if s in ("epoch_start", "val_start", "val_end", "epoch_end")] == [
+        "epoch_start", "val_start", "val_end", "epoch_end"] * 2
+    # torch and Lightning are imported before training starts: most of the start-up.
+    assert run["phases"]["imports"] > run["phases"]["other start-up"]
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert run["test_acc"] == saved["metrics"]["test/acc"]

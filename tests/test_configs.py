@@ -13,6 +13,7 @@ from omegaconf import OmegaConf, open_dict
 
 from mnistlab.build import build_datamodule, build_model, build_trainer
 from mnistlab.data import FashionMNISTDataModule, MNISTDataModule
+from mnistlab.internals import cpu_computes_bfloat16
 from mnistlab.models import MNISTClassifier, WeightInit
 from tests.helpers import CONF_DIR, compose
 
@@ -128,9 +129,11 @@ def test_trainer_defaults_are_lightnings_own(tmp_path) -> None:
                           logger=False, deterministic="warn", log_every_n_steps=50)
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches",
                 "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps",
-                "gradient_clip_val", "accumulate_grad_batches", "precision", "max_steps",
-                "num_nodes", "fast_dev_run"):
+                "gradient_clip_val", "accumulate_grad_batches", "max_steps", "num_nodes",
+                "fast_dev_run"):
         assert getattr(ours, key) == getattr(lightning, key), key
+    # precision=auto, Lightning's own 32-true where the CPU lacks native bfloat16
+    assert ours.precision == ("bf16-mixed" if cpu_computes_bfloat16() else lightning.precision)
 
 
 def test_gpu_trainer_config_instantiates_or_names_the_missing_gpu(tmp_path) -> None:

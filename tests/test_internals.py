@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -23,6 +24,7 @@ from mnistlab.internals import (
     STEP_HOOKS,
     NoProfiler,
     batches_done,
+    cpu_computes_bfloat16,
     saved_loader_state,
     skip_empty_step_hooks,
     skip_failing_nvml_check,
@@ -191,3 +193,11 @@ def test_left_alone_unless_lightning_asked_for_nvml_on_a_cuda_build(loads, monke
     monkeypatch.setattr(torch.version, "cuda", cuda)
     assert skip_failing_nvml_check() is False
     assert loads == []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo") or os.uname().machine != "x86_64",
+                    reason="reads the CPU's flags from Linux's /proc/cpuinfo on x86")
+def test_torch_finds_native_bfloat16_where_the_cpu_flags_say_so() -> None:
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    flags = next(line for line in lines if line.startswith("flags")).split()
+    assert cpu_computes_bfloat16() == ("avx512_bf16" in flags)

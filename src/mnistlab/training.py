@@ -59,7 +59,8 @@ class RunResult:
     """What a run produced: every logged metric, the best checkpoint and the TensorBoard logs.
 
     ``epoch_seconds`` holds each training epoch's seconds without validation (empty when the
-    config has no EpochTimer callback).
+    config has no EpochTimer callback); ``threads`` and ``precision`` are what the run used
+    (``auto`` decided).
     """
 
     metrics: dict[str, float]
@@ -71,6 +72,7 @@ class RunResult:
     epochs: int
     run_dir: str
     threads: int
+    precision: str
 
     def metric(self, name: str) -> float:
         """The value a sweep optimises; a missing name is a config mistake, so fail loudly."""
@@ -158,7 +160,7 @@ def _result(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, start
                      epoch_seconds=timers[0].seconds if timers else [],
                      parameters=sum(p.numel() for p in model.parameters()),
                      epochs=trainer.current_epoch, run_dir=str(cfg.paths.output_dir),
-                     threads=torch.get_num_threads())
+                     threads=torch.get_num_threads(), precision=str(trainer.precision))
 
 
 def save_result(result: RunResult | None, path: str | os.PathLike[str], **extra: object) -> None:
