@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,8 +55,7 @@ def timed_run(python: str, repo: Path, folder: Path, overrides: list[str]) -> di
     imports: list[tuple[float, float]] = []  # (when the line came, cumulative seconds)
     command = [python, "-X", "importtime", str(repo / "train.py"), f"hydra.run.dir={folder}",
                "+callbacks.phase_clock._target_=bench.phase_clock.PhaseClock", *overrides]
-    # The commit's own mnistlab first, then this checkout's bench (for the clock).
-    path = os.pathsep.join([str(repo / "src"), str(ROOT)])
+    path = str(repo / "src")  # the commit's own mnistlab, not the installed one
     start = time.time()
     process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True,
@@ -117,10 +117,12 @@ def phases(start: float, end: float, stamps: list[list], imports: list[tuple[flo
 
 
 def worktree(ref: str, workdir: Path) -> Path:
-    """A checkout of ``ref`` to run its train.py with its own mnistlab (PYTHONPATH)."""
+    """A checkout of ``ref`` to run its train.py with its own mnistlab (PYTHONPATH), and this
+    checkout's clock in its bench package (train.py's folder comes first on sys.path)."""
     folder = workdir / f"at-{ref}"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), ref],
                    check=True, capture_output=True)
+    shutil.copy(ROOT / "bench" / "phase_clock.py", folder / "bench" / "phase_clock.py")
     return folder
 
 
