@@ -54,8 +54,12 @@ class PhaseClock(Callback):
     def on_test_epoch_start(self, *args: Any) -> None:
         self._stamp("test_start")
 
-    def on_test_epoch_end(self, *args: Any) -> None:
-        self._stamp("test_end")  # before the test report's own on_test_epoch_end
+    def on_test_batch_end(self, *args: Any) -> None:
+        # The last one ends the forward passes; the test report's own epoch-end hook runs
+        # before this clock's, which comes last.
+        if self.stamps[-1][0] == "test_end":
+            self.stamps.pop()
+        self._stamp("test_end")
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         stage = getattr(stage, "value", stage)  # Lightning's TrainerFn, a str enum

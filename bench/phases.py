@@ -91,29 +91,22 @@ def phases(start: float, end: float, stamps: list[list], imports: list[tuple[flo
     out["other start-up"] = built - start - early_imports
     out["set-up"] = first["setup_fit"] - built
     out["sanity check"] = first.get("sanity_end", first["setup_fit"]) - first["setup_fit"]
-    epoch_start = val_start = None
-    previous = first.get("sanity_end", first["setup_fit"])
+    # From the sanity check's end to the end of fitting, each stamp closes the phase that ran
+    # since the one before it.
+    after = {"epoch_start": "training", "val_start": "validation", "val_end": "checkpoints, logs",
+             "epoch_end": "checkpoints, logs"}
+    previous, running = first.get("sanity_end", first["setup_fit"]), "checkpoints, logs"
     for name, t in stamps:
-        if name == "epoch_start":
-            out["checkpoints, logs"] += t - previous
-            epoch_start = t
-        elif name == "val_start":
-            out["training"] += t - epoch_start
-            val_start = t
-        elif name == "val_end":
-            out["validation"] += t - val_start
-            previous = t
-        elif name == "epoch_end":
-            previous = t
-        elif name == "fit_end":
-            out["checkpoints, logs"] += t - previous
+        if name in after or name == "fit_end":
+            out[running] += t - previous
+            previous, running = t, after.get(name, running)
+            if name == "fit_end":
+                break
     out["best checkpoint"] = first["test_start"] - first["fit_end"]
     out["testing"] = first["test_end"] - first["test_start"]
     out["test report"] = first["teardown_test"] - first["test_end"]
     out["end"] = end - first["teardown_test"]
     return out
-
-
 
 
 def worktree(ref: str, workdir: Path) -> Path:

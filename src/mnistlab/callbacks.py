@@ -7,13 +7,15 @@ import time
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from mnistlab.figures import digit_grid
+from mnistlab.figures import digit_grid, rendered
 from mnistlab.internals import skip_hook_from_now_on
 
 
@@ -111,10 +113,9 @@ class InputImages(Callback):
         self._batch = None
         datamodule = trainer.datamodule
         titles = [datamodule.classes[int(label)] for label in labels]
+        grid = rendered(digit_grid(datamodule.to_pixels(images), titles))
         for logger in _tensorboards(trainer):
-            logger.experiment.add_figure("images/train_inputs",
-                                         digit_grid(datamodule.to_pixels(images), titles),
-                                         global_step=0)
+            logger.experiment.add_image("images/train_inputs", grid, 0, dataformats="HWC")
 
 
 class EvaluationReport(Callback):
@@ -162,17 +163,18 @@ class EvaluationReport(Callback):
                                sync_dist=True, reduce_fx="max")
         if trainer.global_rank != 0 or not _tensorboards(trainer):
             return
-        step = trainer.global_step
+        figures: dict[str, np.ndarray] = {}  # drawn once, whatever the number of loggers
+        if self.confusion_matrix:
+            figure = Figure(figsize=(7, 7), layout="constrained")  # not pyplot's: kept by none
+            self._matrix.plot(val=matrix.cpu(), labels=classes, ax=figure.add_subplot())
+            figures[f"figures/{stage}_confusion_matrix"] = rendered(figure)
+        if self._wrong:
+            images = trainer.datamodule.to_pixels(torch.stack([w[0] for w in self._wrong]))
+            titles = [f"{classes[true]} -> {classes[guess]}" for _, true, guess in self._wrong]
+            figures[f"images/{stage}_misclassified"] = rendered(digit_grid(images, titles))
         for logger in _tensorboards(trainer):
-            if self.confusion_matrix:
-                figure, _ = self._matrix.plot(val=matrix.cpu(), labels=classes)
-                figure.set_size_inches(7, 7)
-                logger.experiment.add_figure(f"figures/{stage}_confusion_matrix", figure, step)
-            if self._wrong:
-                images = trainer.datamodule.to_pixels(torch.stack([w[0] for w in self._wrong]))
-                titles = [f"{classes[true]} -> {classes[guess]}" for _, true, guess in self._wrong]
-                logger.experiment.add_figure(f"images/{stage}_misclassified",
-                                             digit_grid(images, titles), step)
+            for tag, image in figures.items():
+                logger.experiment.add_image(tag, image, trainer.global_step, dataformats="HWC")
 
 
 def _tag(name: str) -> str:
