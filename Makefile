@@ -18,7 +18,7 @@ REPRO_OUT ?= outputs/reproduce
 REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 REPRO_DIR ?= $(REPRO_OUT)/runs/$(REPRO_STAMP)
 
-.PHONY: install data train test test-fast test-cluster lint bench bench-busy bench-phases bench-patches gpu-bundle reproduce compare \
+.PHONY: install data train test test-fast test-cluster lint bench bench-busy bench-phases bench-patches gpu-bundle reproduce compare ensembles \
 	screenshots demo clean clean-outputs cluster-up cluster-down cluster-status
 
 install: $(VENV)/.installed
@@ -107,6 +107,21 @@ reproduce: install
 		--columns "experiment,status,tutorial reported,n,best val acc,test acc,epochs,s/epoch" \
 		--command "make reproduce REPRO_SEEDS=$(REPRO_SEEDS) REPRO_PRESETS=$(REPRO_PRESETS)$(if $(ARGS), ARGS='$(ARGS)')" \
 		> /dev/null && exit $$status
+
+# Ensembles of the tuned presets: one sweep of ENSEMBLE_SEEDS seeds each, then each sweep's first 3
+# and 5 jobs alone and as ensembles (python -m mnistlab.ensemble), into docs/results.md.
+ENSEMBLE_SEEDS ?= 5
+ENSEMBLE_PRESETS ?= tuned_cnn_deep tuned_cnn
+ENSEMBLE_DIR ?= outputs/ensembles
+ensembles: install
+	for preset in $(ENSEMBLE_PRESETS); do \
+		$(BIN)/python train.py -m experiment=$$preset "replicate=range(0,$(ENSEMBLE_SEEDS))" \
+			hydra.sweep.dir=$(ENSEMBLE_DIR)/$$preset trainer.enable_progress_bar=false $(ARGS) \
+			|| exit 1; \
+	done
+	$(BIN)/python -m mnistlab.ensemble $(foreach p,$(ENSEMBLE_PRESETS),$(ENSEMBLE_DIR)/$(p)) \
+		--out $(ENSEMBLE_DIR) --page docs/results.md \
+		--command "make ensembles$(if $(ARGS), ARGS='$(ARGS)')"
 
 # Tutorial 004's question: which initialisation and optimizer train its network best? Its
 # 784-512-256-10 BatchNorm + Dropout MLP at batch 32, each optimizer at its own file's constant

@@ -13,9 +13,11 @@ from PIL import Image
 from mnistlab import export as exporting
 from mnistlab.checkpoint_files import member_paths
 from mnistlab.ensemble import evaluate_ensemble, load_ensemble
+from mnistlab.ensemble import main as ensemble_table
 from mnistlab.errors import CheckpointError
 from mnistlab.loading import held_out_pixels
 from mnistlab.prediction import predict_files
+from mnistlab.summary import mean_std
 from mnistlab.training import train
 from tests.helpers import run_cli, small_config
 
@@ -133,3 +135,24 @@ def test_predict_classifies_with_the_ensemble(members, tmp_path, tiny_dir, data_
     assert said.returncode == 0, said.stderr[-3000:]
     row = said.stdout.splitlines()[1].split()
     assert row[1:3] == [prediction.label, f"{prediction.probability:.3f}"]
+
+
+def test_the_ensemble_table_scores_each_sweeps_first_jobs(members, tmp_path, data_dir) -> None:
+    sweep = members[0].parent.parent.parent
+    page = tmp_path / "page.md"
+    page.write_text("# Results\n\n<!-- table:ensembles -->\n<!-- /table:ensembles -->\n")
+    ensemble_table([str(sweep), "--sizes", "1", "2", "--data-dir", str(data_dir), "--out",
+                    str(tmp_path / "out"), "--page", str(page), "--command", "make ensembles"])
+    text = page.read_text()
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| -")]
+    alone = evaluate_ensemble(load_ensemble(members[:1]), str(data_dir))
+    both = evaluate_ensemble(load_ensemble(members), str(data_dir))
+    first, second = (100 * acc for acc in both.members.values())
+    assert [row[1:] for row in rows] == [
+        ["1", f"{first:.2f}%", f"{first:.2f}%", f"{100 * alone.ensemble:.2f}% |"],
+        ["2", mean_std(list(both.members.values())), f"{max(first, second):.2f}%",
+         f"{100 * both.ensemble:.2f}% |"]]
+    assert "Written by `make ensembles` at commit" in text
+    with pytest.raises(SystemExit, match="has 2 completed jobs, not 3"):
+        ensemble_table([str(sweep), "--sizes", "3", "--data-dir", str(data_dir), "--out",
+                        str(tmp_path / "out")])

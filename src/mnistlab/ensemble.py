@@ -3,14 +3,18 @@
 A sweep's replicates (``-m replicate=0,1,2,3,4``) are networks that make different mistakes;
 averaging their probabilities is the classic way past what any one of them reaches.
 ``eval.py ckpt_path=<sweep folder>`` (or a list of checkpoints) scores each member and the
-ensemble on the same test images.
+ensemble on the same test images; ``python -m mnistlab.ensemble <sweep folder>... --sizes 3 5``
+tables ensembles of a sweep's first 3 and 5 jobs (``make ensembles`` writes docs/results.md's).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +22,8 @@ import torch
 from mnistlab.checkpoint_files import member_paths
 from mnistlab.errors import CheckpointError, exit_with
 from mnistlab.loading import LoadedModel, held_out_pixels, load_model
+from mnistlab.summary import mean_std
+from mnistlab.tables import publish
 
 
 @dataclass(frozen=True)
@@ -87,3 +93,43 @@ def load_or_exit(ckpt_path: Any) -> LoadedModel | Ensemble:
         return load_model(paths[0]) if len(paths) == 1 else load_ensemble(paths)
     except CheckpointError as err:
         exit_with(f"ckpt_path={err}")
+
+
+def ensemble_rows(sweep: Path, sizes: Sequence[int], data_dir: str) -> list[dict[str, str]]:
+    """One row per size: the sweep's first ``size`` jobs, each alone and as an ensemble."""
+    paths = member_paths(sweep)
+    first_job = json.loads((paths[0].parent.parent / "result.json").read_text())
+    rows = []
+    for size in sizes:
+        if size > len(paths):
+            raise SystemExit(f"Error: {sweep} has {len(paths)} completed jobs, not {size}")
+        result = evaluate_ensemble(load_ensemble(paths[:size]), data_dir)
+        members = list(result.members.values())
+        rows.append({"preset": first_job.get("experiment") or "-", "members": str(size),
+                     "members' test acc": mean_std(members),
+                     "best member": f"{100 * max(members):.2f}%",
+                     "ensemble test acc": f"{100 * result.ensemble:.2f}%"})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Test accuracy of ensembles of each sweep's first N completed jobs.")
+    parser.add_argument("sweeps", type=Path, nargs="+")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[3, 5])
+    parser.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR", "data"))
+    parser.add_argument("--out", type=Path, default=Path("outputs/ensembles"))
+    parser.add_argument("--page", type=Path, default=None,
+                        help="also write the table into this page (e.g. docs/results.md)")
+    parser.add_argument("--command", default=None, help="the command that made the sweeps")
+    args = parser.parse_args(argv)
+    rows = [row for sweep in args.sweeps for row in ensemble_rows(sweep, args.sizes,
+                                                                   args.data_dir)]
+    command = args.command or "python -m mnistlab.ensemble " + " ".join(map(str, args.sweeps))
+    publish(args.out, "Test accuracy (10,000 images, float32) of each sweep's first jobs alone "
+            "and as an ensemble (mean of their probabilities).", command, rows,
+            name="ensembles", page=args.page)
+
+
+if __name__ == "__main__":
+    main()

@@ -93,7 +93,7 @@ def varying_keys(jobs: list[Job]) -> list[str]:
     return [key for key in keys if len({job.overrides.get(key) for job in jobs}) > 1]
 
 
-def _mean_std(values: list[float], scale: float = 100.0, unit: str = "%") -> str:
+def mean_std(values: list[float], scale: float = 100.0, unit: str = "%") -> str:
     if not values:
         return "-"
     if len(values) == 1:
@@ -153,13 +153,13 @@ def summarise(jobs: list[Job], metric: str = "val/acc_best") -> list[dict[str, s
             row["n"] = str(len(done))
         if tutorials:
             row["tutorial reported"] = _reported(members[0].result)
-        row["best val acc"] = _mean_std([v for v in (j.metric("val/acc_best") for j in done)
+        row["best val acc"] = mean_std([v for v in (j.metric("val/acc_best") for j in done)
                                          if v is not None])
-        row["test acc"] = _mean_std([v for v in (j.metric("test/acc") for j in done)
+        row["test acc"] = mean_std([v for v in (j.metric("test/acc") for j in done)
                                      if v is not None])
         row["epochs"] = ",".join(sorted({str(j.result["epochs"]) for j in done})) or "-"
         row["s/epoch"] = f"{statistics.median(epoch_seconds):.1f}" if epoch_seconds else "-"
-        row["total s"] = _mean_std([j.result["seconds"] for j in done], scale=1, unit="")
+        row["total s"] = mean_std([j.result["seconds"] for j in done], scale=1, unit="")
         row["run folder"] = ", ".join(job.folder.name for job in members)
         rows.append(row)
     return rows
