@@ -29,8 +29,11 @@ def members(tmp_path_factory, tiny_dir) -> list[Path]:
     """Two replicates of a small MLP, as a sweep's folder holds them: sweep/<job>/."""
     sweep = tmp_path_factory.mktemp("sweep")
     for job in range(2):
+        # Float32, as the ensemble scores its members, so that each member's accuracy there
+        # is its run's own test accuracy.
         cfg = small_config(sweep / f"{job}_replicate={job}", tiny_dir, "model=mlp_bn",
-                           f"replicate={job}", "trainer.limit_test_batches=null")
+                           f"replicate={job}", "trainer.limit_test_batches=null",
+                           "trainer.precision=32-true")
         result = train(cfg)
         (sweep / f"{job}_replicate={job}" / "result.json").write_text(json.dumps(
             {"status": "completed", "best_checkpoint": str(result.best_checkpoint),
@@ -137,16 +140,16 @@ def test_predict_classifies_with_the_ensemble(members, tmp_path, tiny_dir, data_
     assert row[1:3] == [prediction.label, f"{prediction.probability:.3f}"]
 
 
-def test_the_ensemble_table_scores_each_sweeps_first_jobs(members, tmp_path, data_dir) -> None:
+def test_the_ensemble_table_scores_each_sweeps_first_jobs(members, tmp_path, tiny_dir) -> None:
     sweep = members[0].parent.parent.parent
     page = tmp_path / "page.md"
     page.write_text("# Results\n\n<!-- table:ensembles -->\n<!-- /table:ensembles -->\n")
-    ensemble_table([str(sweep), "--sizes", "1", "2", "--data-dir", str(data_dir), "--out",
+    ensemble_table([str(sweep), "--sizes", "1", "2", "--data-dir", str(tiny_dir), "--out",
                     str(tmp_path / "out"), "--page", str(page), "--command", "make ensembles"])
     text = page.read_text()
-    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| -")]
-    alone = evaluate_ensemble(load_ensemble(members[:1]), str(data_dir))
-    both = evaluate_ensemble(load_ensemble(members), str(data_dir))
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| - |")]
+    alone = evaluate_ensemble(load_ensemble(members[:1]), str(tiny_dir))
+    both = evaluate_ensemble(load_ensemble(members), str(tiny_dir))
     first, second = (100 * acc for acc in both.members.values())
     assert [row[1:] for row in rows] == [
         ["1", f"{first:.2f}%", f"{first:.2f}%", f"{100 * alone.ensemble:.2f}% |"],
@@ -154,5 +157,5 @@ def test_the_ensemble_table_scores_each_sweeps_first_jobs(members, tmp_path, dat
          f"{100 * both.ensemble:.2f}% |"]]
     assert "Written by `make ensembles` at commit" in text
     with pytest.raises(SystemExit, match="has 2 completed jobs, not 3"):
-        ensemble_table([str(sweep), "--sizes", "3", "--data-dir", str(data_dir), "--out",
+        ensemble_table([str(sweep), "--sizes", "3", "--data-dir", str(tiny_dir), "--out",
                         str(tmp_path / "out")])

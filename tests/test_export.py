@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import open_dict
 
 from mnistlab import export as exporting
@@ -66,3 +67,16 @@ def test_every_network_runs_the_same_in_onnxruntime_on_the_whole_test_set(
     checked = exporting.check(loaded, path, *held_out_pixels(loaded, str(data_dir)))
     assert checked.images == 10000 and checked.identical, checked
     assert checked.max_logit_difference < 1e-3
+
+
+def test_a_flip_between_logits_tied_within_rounding_is_not_a_difference() -> None:
+    expected = torch.tensor([[2.0, 1.0, 0.0], [1.0, 1.0 + 2e-7, 0.0], [0.0, 3.0, 1.0]])
+    labels = torch.tensor([0, 1, 1])
+    # The second image's top two logits are 2e-7 apart; the runtime's rounding (1e-7 here)
+    # may order them either way. The third flips for real.
+    exported = expected + torch.tensor([[1e-7, 0, 0], [1e-7, -1e-7, 0], [0, 0, 2.5]])
+    checked = exporting.compare(expected, exported, labels)
+    assert (checked.same_predictions, checked.ties) == (1, 1) and not checked.identical
+    assert "DIFFERENT for 1" in exporting.report(checked)
+    fine = exporting.compare(expected[:2], exported[:2], labels[:2])
+    assert fine.identical and "identical but for 1 tie(s) within rounding" in exporting.report(fine)

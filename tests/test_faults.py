@@ -20,11 +20,12 @@ pytestmark = pytest.mark.slow
 def test_divergence_stops_the_run_and_records_it(tmp_path, data_dir) -> None:
     """As the command line meets it; the other kinds of divergence: test_training.py."""
     message = "training diverged: the loss is nan at step"
-    # A constant lr: the one-cycle schedule would start 25x lower and might not diverge.
+    # A constant lr: the one-cycle schedule would start 25x lower and might not diverge. Float32:
+    # in bfloat16 BatchNorm keeps this loss finite (about 1e25) instead of NaN.
     result = run_cli("train.py", "model=mlp_bn", "~scheduler", "trainer=cpu",
-                     "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-                     "hydra.run.dir=run", "optimizer=sgd", "optimizer.lr=1e6", cwd=tmp_path,
-                     data_dir=data_dir)
+                     "trainer.precision=32-true", "trainer.max_epochs=1",
+                     "trainer.enable_progress_bar=false", "hydra.run.dir=run", "optimizer=sgd",
+                     "optimizer.lr=1e6", cwd=tmp_path, data_dir=data_dir)
     assert result.returncode == 3, result.stderr
     assert message in result.stdout + result.stderr
     record = json.loads((tmp_path / "run" / "result.json").read_text())  # valid JSON

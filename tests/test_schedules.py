@@ -98,8 +98,9 @@ class Losses(L.Callback):
 
 
 def test_label_smoothing_changes_the_training_loss_only(make_cfg) -> None:
+    # Float32: the recorder recomputes each loss from float32 logits.
     cfg = make_cfg("model=mlp_sigmoid", "model.label_smoothing=0.3", "trainer.limit_val_batches=1",
-                   "trainer.num_sanity_val_steps=0")
+                   "trainer.num_sanity_val_steps=0", "trainer.precision=32-true")
     datamodule, model, trainer = build(cfg)
     recorder = Losses(smoothing=0.3)
     trainer.callbacks.append(recorder)
