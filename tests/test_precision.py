@@ -36,6 +36,7 @@ def test_auto_accelerator_trains_on_the_cpu_only_without_a_gpu() -> None:
     assert trains_on_cpu("cpu") and not trains_on_cpu("gpu") and not trains_on_cpu("cuda")
 
 
+@pytest.mark.slow
 def test_the_default_command_records_the_precision_it_chose(tmp_path, data_dir) -> None:
     native = cpu_computes_bfloat16() and trains_on_cpu("auto")
     runs = {"auto": [], "float32": ["trainer.precision=32-true"],

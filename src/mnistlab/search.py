@@ -7,7 +7,8 @@ run's jobs) and leaves the trial that was running when the search was killed mar
 forever. ``ResumeSearch`` runs before the sweeper is built: it marks that killed trial failed
 and replaced (``n_trials`` is the study's total, which mnistlab.shared_study holds it to, and a
 replaced trial does not count), numbers new job folders after the existing ones, and moves the
-sampler's seed on (the same seed would draw the first run's trials again).
+sampler's seed on (the same seed would draw the first run's trials again). Only
+``hparams_search=optuna`` loads this module, so optuna is imported by searches alone.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import optuna
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from optuna.trial import TrialState
 
 from mnistlab.errors import exit_with
+from mnistlab.shared_study import REPLACED, CappedStorage
 from mnistlab.sweeps import JOB_OFFSET_ENV
 
 log = logging.getLogger(__name__)
@@ -43,12 +47,6 @@ class ResumeSearch(Callback):
         database = sqlite_file(storage)
         if database is not None:  # SQLite cannot create the file's folder
             database.parent.mkdir(parents=True, exist_ok=True)
-        # optuna and SQLAlchemy: only searches pay for the import.
-        import optuna
-        from optuna.trial import TrialState
-
-        from mnistlab.shared_study import REPLACED, CappedStorage
-
         name = config.hydra.sweeper.study_name
         total = int(config.hydra.sweeper.n_trials)
         try:
