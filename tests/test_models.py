@@ -12,6 +12,7 @@ from torch import nn
 
 from mnistlab.build import build_model
 from mnistlab.models import CNN, CNNDeep, MNISTClassifier, WeightInit
+from mnistlab.models.layers import conv_block
 from tests.helpers import TINY_VAL, TinyMNIST, compose, quiet_trainer
 
 # Parameter counts of the tutorials' networks, worked out from their layer shapes (tutorial
@@ -179,3 +180,32 @@ def test_channels_last_changes_the_layout_not_the_result(cls) -> None:
     images = torch.rand(8, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(fast(images), plain(images), atol=1e-5)
+
+
+@pytest.mark.parametrize("bfloat16", [False, True])
+@pytest.mark.parametrize("pool_padding", [0, 1])
+def test_conv_block_computes_the_tutorials_conv_relu_pool_bit_for_bit(
+        pool_padding: int, bfloat16: bool, tiny_dir) -> None:
+    datamodule = small_datamodule(tiny_dir)
+    datamodule.setup("fit")
+    images = datamodule.batch_transform(next(iter(datamodule.val_dataloader()))[0])
+    torch.manual_seed(0)
+    block = conv_block(1, 32, pool_padding=pool_padding)
+    conv = block[0]
+    tutorial = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2, stride=2, padding=pool_padding))
+
+    def outputs_and_gradients(net: nn.Module) -> tuple[torch.Tensor, ...]:
+        inputs = images.clone().requires_grad_()
+        conv.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            out = net(inputs)
+        out.backward(torch.randn(out.shape, generator=torch.Generator().manual_seed(1)))
+        return out, inputs.grad, conv.weight.grad.clone(), conv.bias.grad.clone()
+
+    ours, theirs = outputs_and_gradients(block), outputs_and_gradients(tutorial)
+    out = ours[0]
+    assert out.dtype == (torch.bfloat16 if bfloat16 else torch.float32)
+    # Windows whose maximum is negative and windows with a positive one: both orders are seen.
+    assert (out == 0).float().mean() > 0.05 and (out > 0).float().mean() > 0.05
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a, b)
