@@ -13,8 +13,8 @@ def conv_block(n_in: int, n_out: int, pool_padding: int = 0) -> nn.Sequential:
 
     ReLU is monotonic, so taking the maximum first gives the same outputs and the same
     gradients, bit for bit (the pool's -inf padding never wins either way), and the ReLU then
-    runs on a quarter of the values: about 10% off a bfloat16 training step of the default CNN
-    on a CPU, and more off evaluation (docs/performance.md). Checkpoints keep the tutorial's
+    runs on a quarter of the values: on a CPU in bfloat16, about 7% off the default command's
+    training epochs and a fifth off its evaluation passes (docs/performance.md). Checkpoints keep the tutorial's
     parameter names (the convolution stays layer 0).
     """
     return nn.Sequential(
