@@ -37,7 +37,7 @@ def members(tmp_path_factory, tiny_dir) -> list[Path]:
         result = train(cfg)
         (sweep / f"{job}_replicate={job}" / "result.json").write_text(json.dumps(
             {"status": "completed", "best_checkpoint": str(result.best_checkpoint),
-             "metrics": result.metrics}))
+             "metrics": result.metrics, "precision": "32-true"}))
     return member_paths(sweep)
 
 
@@ -152,8 +152,8 @@ def test_the_ensemble_table_scores_each_sweeps_first_jobs(members, tmp_path, tin
     both = evaluate_ensemble(load_ensemble(members), str(tiny_dir))
     first, second = (100 * acc for acc in both.members.values())
     assert [row[1:] for row in rows] == [
-        ["1", f"{first:.2f}%", f"{first:.2f}%", f"{100 * alone.ensemble:.2f}% |"],
-        ["2", mean_std(list(both.members.values())), f"{max(first, second):.2f}%",
+        ["32-true", "1", f"{first:.2f}%", f"{first:.2f}%", f"{100 * alone.ensemble:.2f}% |"],
+        ["32-true", "2", mean_std(list(both.members.values())), f"{max(first, second):.2f}%",
          f"{100 * both.ensemble:.2f}% |"]]
     assert "Written by `make ensembles` at commit" in text
     with pytest.raises(SystemExit, match="has 2 completed jobs, not 3"):

@@ -105,7 +105,10 @@ def ensemble_rows(sweep: Path, sizes: Sequence[int], data_dir: str) -> list[dict
             raise SystemExit(f"Error: {sweep} has {len(paths)} completed jobs, not {size}")
         result = evaluate_ensemble(load_ensemble(paths[:size]), data_dir)
         members = list(result.members.values())
-        rows.append({"preset": first_job.get("experiment") or "-", "members": str(size),
+        # The precision the sweep trained in (result.json records it): tables may hold sweeps
+        # trained in bfloat16 beside float32 ones.
+        rows.append({"preset": first_job.get("experiment") or "-",
+                     "trained in": first_job.get("precision", "-"), "members": str(size),
                      "members' test acc": mean_std(members),
                      "best member": f"{100 * max(members):.2f}%",
                      "ensemble test acc": f"{100 * result.ensemble:.2f}%"})

@@ -14,8 +14,8 @@ def conv_block(n_in: int, n_out: int, pool_padding: int = 0) -> nn.Sequential:
     ReLU is monotonic, so taking the maximum first gives the same outputs and the same
     gradients, bit for bit (the pool's -inf padding never wins either way), and the ReLU then
     runs on a quarter of the values: on a CPU in bfloat16, about 7% off the default command's
-    training epochs and a fifth off its evaluation passes (docs/performance.md). Checkpoints keep the tutorial's
-    parameter names (the convolution stays layer 0).
+    training epochs and a fifth off its evaluation passes (docs/performance.md). Checkpoints
+    keep the tutorial's parameter names (the convolution stays layer 0).
     """
     return nn.Sequential(
         nn.Conv2d(n_in, n_out, kernel_size=3, stride=1, padding=1),
